@@ -2,6 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from torch import nn
+
+from retinaview.core.explain.methods import METHODS, run_method, to_input
+from retinaview.core.explain.result import Explanation
 from retinaview.core.model_loading import load_model
 
-__all__ = ["load_model"]
+__all__ = ["METHODS", "explain", "load_model"]
+
+
+def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any) -> Explanation:
+    """Explain one image with one method.
+
+    ``image``: a path, a PIL image, an (H, W, 3) uint8 RGB array, or a `Preprocessed` from
+    `retinaview.core.preprocess.preprocess`. The image goes through the model's preprocessing chain
+    (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method (for ``rfscore``:
+    ``classes``, ``map_to_input_space``, ``sigma_factor``, ``batched``). Maps are at model input resolution;
+    ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
+    """
+    from retinaview.core.preprocess import Preprocessed, preprocess
+
+    t0 = time.perf_counter()
+    spec = model.spec
+    pre = (
+        image
+        if isinstance(image, Preprocessed)
+        else preprocess(image, spec.preprocessing, spec.input_size)
+    )
+    result = run_method(method, model, to_input(model, pre.image), **params)
+    result.fov = pre.fov
+    result.display = pre.display
+    result.geometry = pre.geometry
+    result.seconds = time.perf_counter() - t0
+    return result

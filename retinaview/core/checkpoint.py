@@ -112,7 +112,9 @@ def load_checkpoint(
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, KeyError) as exc:
         first = str(exc).splitlines()[0][:160]
-        raise CheckpointError(f"{name}: weights do not fit architecture {arch!r} ({first})") from None
+        raise CheckpointError(
+            f"{name}: weights do not fit architecture {arch!r} ({first})"
+        ) from None
     spec = ModelSpec(
         arch=spec.arch,
         input_size=int(payload.get("input_size", spec.input_size)),

@@ -40,7 +40,9 @@ def load_model(name_or_path: str | os.PathLike = "default", device: Any = None) 
         path = default_model_path()
         if path is None:
             model, spec = _random("paper17")
-            spec = replace(spec, source="untrained paper17 (random weights, seed 0): no bundled model found")
+            spec = replace(
+                spec, source="untrained paper17 (random weights, seed 0): no bundled model found"
+            )
         else:
             model, spec, _ = load_checkpoint(path)
             spec = replace(spec, source=f"bundled model {path.name}")

@@ -66,13 +66,17 @@ class Explanation:
         if not self.layers:
             return 0.0
         sk_sums = np.stack([layer.sk.reshape(len(self.logits), -1).sum(1) for layer in self.layers])
-        sk_l1 = np.stack([np.abs(layer.sk).reshape(len(self.logits), -1).sum(1) for layer in self.layers])
+        sk_l1 = np.stack(
+            [np.abs(layer.sk).reshape(len(self.logits), -1).sum(1) for layer in self.layers]
+        )
         in_sum = self.input.reshape(len(self.logits), -1).sum(1)
         scale = np.abs(self.input).reshape(len(self.logits), -1).sum(1) + sk_l1.sum(0)
         scale = scale + np.abs(self.bias) + np.abs(self.logits)
         worst = np.abs(in_sum + sk_sums.sum(0) + self.bias - self.logits)
         for k, layer in enumerate(self.layers):
-            cut = layer.si.reshape(len(self.logits), -1).sum(1) + sk_sums[k + 1 :].sum(0) + self.bias
+            cut = (
+                layer.si.reshape(len(self.logits), -1).sum(1) + sk_sums[k + 1 :].sum(0) + self.bias
+            )
             worst = np.maximum(worst, np.abs(cut - self.logits))
         return float(np.max(worst / np.maximum(scale, np.finfo(np.float64).tiny)))
 

@@ -114,8 +114,11 @@ def _resnet18(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _resnet_layers(model: nn.Module) -> list[str]:
-    blocks = [f"{stage}.{i}" for stage in ("layer1", "layer2", "layer3", "layer4")
-              for i in range(len(getattr(model, stage)))]
+    blocks = [
+        f"{stage}.{i}"
+        for stage in ("layer1", "layer2", "layer3", "layer4")
+        for i in range(len(getattr(model, stage)))
+    ]
     return ["relu", *blocks]
 
 
@@ -131,7 +134,9 @@ def _densenet_layers(model: nn.Module) -> list[str]:
     return [n for n in names if not n.endswith(("conv0", "norm0", "pool0"))]
 
 
-def _inception_v3(num_classes: int = 5, hidden: tuple[int, int] = (1024, 256), **_: Any) -> nn.Module:
+def _inception_v3(
+    num_classes: int = 5, hidden: tuple[int, int] = (1024, 256), **_: Any
+) -> nn.Module:
     from torchvision.models import inception_v3
 
     model = inception_v3(weights=None, aux_logits=False, init_weights=True, transform_input=False)
@@ -153,13 +158,50 @@ def _inception_layers(model: nn.Module) -> list[str]:
     return [*stem, *mixed, "fc.1", "fc.4"]
 
 
-register(Architecture("paper17", _paper17, _paper17_layers, "classifier", 640,
-                      description="the paper's 17-layer grader (seed 000)"))
-register(Architecture("resnet18", _resnet18, _resnet_layers, "fc", 512, mean=IMAGENET_MEAN,
-                      std=IMAGENET_STD, description="torchvision ResNet-18"))
-register(Architecture("densenet121", _densenet121, _densenet_layers, "classifier", 512,
-                      mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                      description="torchvision DenseNet-121 (seed 002)"))
-register(Architecture("inception_v3", _inception_v3, _inception_layers, "fc.5", 299,
-                      preprocessing="graham", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                      description="torchvision Inception-v3 with two added FC layers (seed 003)"))
+register(
+    Architecture(
+        "paper17",
+        _paper17,
+        _paper17_layers,
+        "classifier",
+        640,
+        description="the paper's 17-layer grader (seed 000)",
+    )
+)
+register(
+    Architecture(
+        "resnet18",
+        _resnet18,
+        _resnet_layers,
+        "fc",
+        512,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        description="torchvision ResNet-18",
+    )
+)
+register(
+    Architecture(
+        "densenet121",
+        _densenet121,
+        _densenet_layers,
+        "classifier",
+        512,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        description="torchvision DenseNet-121 (seed 002)",
+    )
+)
+register(
+    Architecture(
+        "inception_v3",
+        _inception_v3,
+        _inception_layers,
+        "fc.5",
+        299,
+        preprocessing="graham",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        description="torchvision Inception-v3 with two added FC layers (seed 003)",
+    )
+)

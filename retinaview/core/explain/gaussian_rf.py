@@ -1,0 +1,115 @@
+"""Map hidden-layer scores to input space with a 2-D Gaussian receptive-field prior (seed 000).
+
+A unit at grid position i of a layer stands for its receptive field: size ``rf`` pixels, centred at
+``offset + i * jump``. Its score is spread over that field as a Gaussian with ``sigma = sigma_factor * rf``
+(0.25: the field spans +-2 sigma), truncated to the field and to the image, and renormalised so that all of the
+score lands there. The 2-D weight is a product of two 1-D weights, so mapping a whole layer is two matrix
+products ``G_y @ M @ G_x.T``, and every column of ``G`` sums to 1: mass is conserved exactly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+DEFAULT_SIGMA_FACTOR = 0.25
+
+
+@lru_cache(maxsize=256)
+def _gaussian_matrix_np(
+    n_units: int, size: int, rf: float, jump: float, offset: float, sigma_factor: float
+) -> np.ndarray:
+    centres = offset + jump * np.arange(n_units, dtype=np.float64)
+    coords = np.arange(size, dtype=np.float64)
+    d = coords[:, None] - centres[None, :]
+    sigma = max(sigma_factor * rf, 1e-6)
+    w = np.exp(-0.5 * (d / sigma) ** 2)
+    half = (rf - 1) / 2
+    w[np.abs(d) > half + 1e-9] = 0.0
+    col = w.sum(0)
+    # A unit whose field lies wholly outside the image (possible with padding) keeps its score at the
+    # nearest pixel, so nothing is lost.
+    empty = col <= 0
+    if empty.any():
+        nearest = np.clip(np.rint(centres[empty]), 0, size - 1).astype(int)
+        w[:, empty] = 0.0
+        w[nearest, np.nonzero(empty)[0]] = 1.0
+        col = w.sum(0)
+    w /= col
+    w.setflags(write=False)
+    return w
+
+
+def gaussian_matrix(
+    n_units: int,
+    size: int,
+    rf: float,
+    jump: float,
+    offset: float,
+    sigma_factor: float = DEFAULT_SIGMA_FACTOR,
+) -> np.ndarray:
+    """(size, n_units) weights: column i spreads unit i over the pixels of its receptive field; sums to 1."""
+    return _gaussian_matrix_np(
+        int(n_units), int(size), float(rf), float(jump), float(offset), float(sigma_factor)
+    )
+
+
+def linear_mass_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) linear-interpolation weights from one grid onto another; every column sums to 1."""
+    centres = (np.arange(n_in) + 0.5) * n_out / n_in - 0.5
+    lo = np.floor(centres).astype(int)
+    frac = centres - lo
+    w = np.zeros((n_out, n_in))
+    for i in range(n_in):
+        for pos, weight in ((lo[i], 1 - frac[i]), (lo[i] + 1, frac[i])):
+            w[np.clip(pos, 0, n_out - 1), i] += weight
+    return torch.from_numpy(w)
+
+
+def map_to_input(
+    maps: np.ndarray | torch.Tensor,
+    rf: tuple[float, float] | float,
+    jump: tuple[float, float] | float,
+    offset: tuple[float, float] | float,
+    size: tuple[int, int],
+    sigma_factor: float = DEFAULT_SIGMA_FACTOR,
+) -> np.ndarray | torch.Tensor:
+    """Spread (..., h, w) hidden-space maps to (..., H, W) input space; each map keeps its sum exactly.
+
+    ``rf``, ``jump``, ``offset``: per axis (y, x) or one value for both; ``size``: (H, W) of the input.
+    """
+    rf_y, rf_x = _pair(rf)
+    j_y, j_x = _pair(jump)
+    o_y, o_x = _pair(offset)
+    h, w = maps.shape[-2:]
+    gy = gaussian_matrix(h, size[0], rf_y, j_y, o_y, sigma_factor)
+    gx = gaussian_matrix(w, size[1], rf_x, j_x, o_x, sigma_factor)
+    if isinstance(maps, torch.Tensor):
+        gy_t = torch.from_numpy(gy).to(maps)
+        gx_t = torch.from_numpy(gx).to(maps)
+        return gy_t @ maps @ gx_t.T
+    dtype = np.result_type(maps.dtype, np.float32)
+    return gy.astype(dtype) @ maps @ gx.T.astype(dtype)
+
+
+def spread_constant(
+    values: np.ndarray | torch.Tensor,
+    size: tuple[int, int],
+    sigma_factor: float = DEFAULT_SIGMA_FACTOR,
+):
+    """Spread one value per class (e.g. the output bias) as one unit whose field is the whole image."""
+    h, w = size
+    rf = float(max(h, w))
+    if isinstance(values, torch.Tensor):
+        maps = values.reshape(-1, 1, 1)
+    else:
+        maps = np.asarray(values).reshape(-1, 1, 1)
+    return map_to_input(maps, rf, 1, ((h - 1) / 2, (w - 1) / 2), size, sigma_factor)
+
+
+def _pair(v) -> tuple[float, float]:
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return float(v[0]), float(v[1])
+    return float(v), float(v)

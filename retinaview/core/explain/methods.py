@@ -1,0 +1,139 @@
+"""Explanation methods by name: each turns (model, preprocessed image) into an `Explanation`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from retinaview.core.errors import RetinaviewError
+from retinaview.core.explain.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input, spread_constant
+from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
+from retinaview.core.explain.result import Explanation, LayerRecord
+from retinaview.core.explain.rfscore import decompose
+
+Method = Callable[..., Explanation]
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str) -> Callable[[Method], Method]:
+    def register(fn: Method) -> Method:
+        METHODS[name] = fn
+        return fn
+
+    return register
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_input(model: nn.Module, image01: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float image in [0, 1] -> normalised (1, 3, H, W) tensor on the model's device and dtype."""
+    spec = model.spec
+    x = torch.from_numpy(np.ascontiguousarray(image01.transpose(2, 0, 1))).unsqueeze(0)
+    x = x.to(device=model_device(model), dtype=model_dtype(model))
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def layer_rfs(model: nn.Module) -> list[LayerRF]:
+    """Receptive fields of the model's explained layers, traced once per model and kept on it."""
+    cached = getattr(model, "_retinaview_rfs", None)
+    if cached is None:
+        spec = model.spec
+        cached = receptive_fields(model, spec.explained_layers, spec.input_size)
+        model._retinaview_rfs = cached
+    return cached
+
+
+def _expand(rows: torch.Tensor, order: Sequence[int], n_classes: int) -> np.ndarray:
+    """Rows for the computed classes -> an array with one row per class (NaN where not computed)."""
+    out = np.full(
+        (n_classes, *rows.shape[1:]),
+        np.nan,
+        dtype=np.float64 if rows.dtype == torch.float64 else np.float32,
+    )
+    out[list(order)] = rows.numpy()
+    return out
+
+
+@method("rfscore")
+def explain_rfscore(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    classes: Sequence[int] | str | None = None,
+    map_to_input_space: bool = True,
+    sigma_factor: float = DEFAULT_SIGMA_FACTOR,
+    batched: bool | None = None,
+) -> Explanation:
+    """Exact RF score propagation, hidden-space layer maps, and the total map in input space."""
+    spec = model.spec
+    rfs = layer_rfs(model)
+    dec = decompose(
+        model, x, spec.explained_layers, spec.classifier, classes=classes, batched=batched
+    )
+    n = spec.num_classes
+    size = tuple(x.shape[-2:])
+    total = None
+    if map_to_input_space:
+        total_t = dec.input.clone()
+        for layer, rf in zip(dec.layers, rfs, strict=True):
+            total_t += map_to_input(
+                layer.sk,
+                (rf.y.size, rf.x.size),
+                (rf.y.jump, rf.x.jump),
+                rf.offset,
+                size,
+                sigma_factor,
+            )
+        total_t += spread_constant(dec.bias, size, sigma_factor)
+        total = _expand(total_t, dec.order, n)
+    layers = [
+        LayerRecord(
+            name=layer.name,
+            si=_expand(layer.si, dec.order, n),
+            sk=_expand(layer.sk, dec.order, n),
+            rf=rf.rf,
+            jump=rf.jump,
+            offset=rf.offset,
+            shape=rf.shape,
+        )
+        for layer, rf in zip(dec.layers, rfs, strict=True)
+    ]
+    return Explanation(
+        method="rfscore",
+        logits=dec.logits.numpy(),
+        probs=torch.softmax(dec.logits.double(), 0).numpy(),
+        bias=_expand(dec.bias, dec.order, n),
+        input=_expand(dec.input, dec.order, n),
+        total=total,
+        fov=np.ones(size, dtype=bool),
+        layers=layers,
+        features=None if dec.features is None else _expand(dec.features, dec.order, n),
+        class_names=spec.class_names,
+        params={"sigma_factor": sigma_factor, "classes": list(dec.order)},
+    )
+
+
+def run_method(name: str, model: nn.Module, x: torch.Tensor, **params: Any) -> Explanation:
+    try:
+        fn = METHODS[name]
+    except KeyError:
+        raise RetinaviewError(
+            f"unknown explanation method {name!r} (known: {', '.join(sorted(METHODS))})"
+        ) from None
+    t0 = time.perf_counter()
+    result = fn(model, x, **params)
+    result.seconds = time.perf_counter() - t0
+    return result
