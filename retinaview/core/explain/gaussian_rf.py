@@ -87,8 +87,8 @@ def map_to_input(
     gy = gaussian_matrix(h, size[0], rf_y, j_y, o_y, sigma_factor)
     gx = gaussian_matrix(w, size[1], rf_x, j_x, o_x, sigma_factor)
     if isinstance(maps, torch.Tensor):
-        gy_t = torch.from_numpy(gy).to(maps)
-        gx_t = torch.from_numpy(gx).to(maps)
+        gy_t = torch.tensor(gy, dtype=maps.dtype, device=maps.device)
+        gx_t = torch.tensor(gx, dtype=maps.dtype, device=maps.device)
         return gy_t @ maps @ gx_t.T
     dtype = np.result_type(maps.dtype, np.float32)
     return gy.astype(dtype) @ maps @ gx.T.astype(dtype)
