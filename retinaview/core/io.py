@@ -179,6 +179,7 @@ def coerce_image(image: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
 
     Arrays may be (H, W) gray, (H, W, 1), (H, W, 3) or (H, W, 4) (composited over black); uint8, uint16
     (scaled by / 257), bool, or float in [0, 1]. Anything else raises `ImageError` naming "<array>".
+    A C-contiguous (H, W, 3) uint8 array is returned as is, not copied.
     """
     if isinstance(image, (str, os.PathLike)):
         return load_image(image, max_pixels=max_pixels)

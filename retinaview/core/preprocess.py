@@ -72,6 +72,13 @@ class Geometry:
         _, _, h, w = self.crop
         return self.size / h, self.size / w
 
+    @property
+    def affine(self) -> tuple[float, float, float, float]:
+        """(a_y, b_y, a_x, b_x) with photo_index = a * model_index + b on each axis."""
+        top, left, _, _ = self.crop
+        sy, sx = self.scale
+        return 1.0 / sy, top - 0.5 + 0.5 / sy, 1.0 / sx, left - 0.5 + 0.5 / sx
+
     def model_to_photo_coords(self, u, v):
         """Model (row, col) coordinates -> photo (row, col) coordinates (floats, arrays allowed)."""
         top, left, h, w = self.crop

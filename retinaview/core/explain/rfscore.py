@@ -116,9 +116,10 @@ def _channel_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def _const_map(k: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Sum over channels of k[ch] * grad[:, ch, ...] -> (N, h, w) or (N, 1, 1)."""
-    shape = [1, -1] + [1] * (grad.dim() - 2)
-    return _channel_sum(grad * k.reshape(shape))
+    """Sum over channels of k[ch] * grad[:, ch, ...] -> (N, h, w) or (N, 1, 1), without a temporary."""
+    if grad.dim() == 4:
+        return torch.einsum("c,nchw->nhw", k, grad)
+    return (grad.reshape(grad.shape[0], -1) @ k).reshape(-1, 1, 1)
 
 
 def resample_mass(m: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -288,7 +289,7 @@ def decompose(
 
         input_map = (x.detach() * grads[0]).sum(1)
         si = [_channel_sum(events[i][2][0].detach() * g(events[i][2][0])) for i in layer_events]
-        sk = [torch.zeros_like(m) for m in si]
+        sk: list[torch.Tensor | None] = [None] * len(si)
         tail = torch.zeros(grads[0].shape[0], dtype=input_map.dtype, device=input_map.device)
         for i, (kind, _name, tensors) in enumerate(events):
             if kind == "affine":
@@ -301,9 +302,11 @@ def decompose(
                 continue
             li = owner[i]
             if li < len(sk):
-                sk[li] += resample_mass(cmap, tuple(sk[li].shape[-2:]))
+                cmap = resample_mass(cmap, tuple(si[li].shape[-2:]))
+                sk[li] = cmap if sk[li] is None else sk[li] + cmap
             else:
                 tail += cmap.reshape(cmap.shape[0], -1).sum(1)
+        sk = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
         return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk], tail.cpu()
 
     parts = [maps(grads) for grads in _gradients(logits, wanted, classes, batched)]
