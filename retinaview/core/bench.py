@@ -33,7 +33,7 @@ def naive_loop(model, x, layers):
     for c in range(model.spec.num_classes):
         acts = {}
         hooks = [
-            modules[n].register_forward_hook(lambda m, i, o, n=n: acts.__setitem__(n, o))
+            modules[n].register_forward_hook(lambda m, i, o, n=n, acts=acts: acts.__setitem__(n, o))
             for n in layers
         ]
         xi = x.detach().requires_grad_(True)
