@@ -1,0 +1,1 @@
+"""Widgets and windows (Qt + pyqtgraph + numpy, no torch)."""

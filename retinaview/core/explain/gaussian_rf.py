@@ -10,9 +10,9 @@ products ``G_y @ M @ G_x.T``, and every column of ``G`` sums to 1: mass is conse
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-import torch
 
 DEFAULT_SIGMA_FACTOR = 0.25
 
@@ -56,7 +56,8 @@ def gaussian_matrix(
     )
 
 
-def linear_mass_matrix(n_in: int, n_out: int) -> torch.Tensor:
+@lru_cache(maxsize=64)
+def linear_mass_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) linear-interpolation weights from one grid onto another; every column sums to 1."""
     centres = (np.arange(n_in) + 0.5) * n_out / n_in - 0.5
     lo = np.floor(centres).astype(int)
@@ -65,20 +66,26 @@ def linear_mass_matrix(n_in: int, n_out: int) -> torch.Tensor:
     for i in range(n_in):
         for pos, weight in ((lo[i], 1 - frac[i]), (lo[i] + 1, frac[i])):
             w[np.clip(pos, 0, n_out - 1), i] += weight
-    return torch.from_numpy(w)
+    w.setflags(write=False)
+    return w
+
+
+def _is_tensor(a: Any) -> bool:
+    # numpy-only callers (the desktop app) never import torch: recognise a tensor without importing it.
+    return type(a).__module__.startswith("torch")
 
 
 def map_to_input(
-    maps: np.ndarray | torch.Tensor,
+    maps: Any,
     rf: tuple[float, float] | float,
     jump: tuple[float, float] | float,
     offset: tuple[float, float] | float,
     size: tuple[int, int],
     sigma_factor: float = DEFAULT_SIGMA_FACTOR,
-) -> np.ndarray | torch.Tensor:
+) -> Any:
     """Spread (..., h, w) hidden-space maps to (..., H, W) input space; each map keeps its sum exactly.
 
-    ``rf``, ``jump``, ``offset``: per axis (y, x) or one value for both; ``size``: (H, W) of the input.
+    ``rf``, ``jump``, ``offset``: per axis (y, x) or one value for both; ``size``: (H, W) of the input. numpy arrays or torch tensors; the result is of the same kind.
     """
     rf_y, rf_x = _pair(rf)
     j_y, j_x = _pair(jump)
@@ -86,23 +93,23 @@ def map_to_input(
     h, w = maps.shape[-2:]
     gy = gaussian_matrix(h, size[0], rf_y, j_y, o_y, sigma_factor)
     gx = gaussian_matrix(w, size[1], rf_x, j_x, o_x, sigma_factor)
-    if isinstance(maps, torch.Tensor):
-        gy_t = torch.tensor(gy, dtype=maps.dtype, device=maps.device)
-        gx_t = torch.tensor(gx, dtype=maps.dtype, device=maps.device)
+    if _is_tensor(maps):
+        gy_t = maps.new_tensor(gy)
+        gx_t = maps.new_tensor(gx)
         return gy_t @ maps @ gx_t.T
     dtype = np.result_type(maps.dtype, np.float32)
     return gy.astype(dtype) @ maps @ gx.T.astype(dtype)
 
 
 def spread_constant(
-    values: np.ndarray | torch.Tensor,
+    values: Any,
     size: tuple[int, int],
     sigma_factor: float = DEFAULT_SIGMA_FACTOR,
 ):
     """Spread one value per class (e.g. the output bias) as one unit whose field is the whole image."""
     h, w = size
     rf = float(max(h, w))
-    if isinstance(values, torch.Tensor):
+    if _is_tensor(values):
         maps = values.reshape(-1, 1, 1)
     else:
         maps = np.asarray(values).reshape(-1, 1, 1)

@@ -128,8 +128,8 @@ def resample_mass(m: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         return m
     from retinaview.core.explain.gaussian_rf import linear_mass_matrix
 
-    gy = linear_mass_matrix(m.shape[-2], hw[0]).to(m)
-    gx = linear_mass_matrix(m.shape[-1], hw[1]).to(m)
+    gy = m.new_tensor(linear_mass_matrix(m.shape[-2], hw[0]))
+    gx = m.new_tensor(linear_mass_matrix(m.shape[-1], hw[1]))
     return gy @ m @ gx.T
 
 

@@ -1,0 +1,67 @@
+"""The engine's link to the headless core. Every torch import is inside a function: these run only in the
+engine's worker thread, so the GUI never waits for torch to load (DESIGN.md, start-up)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retinaview.engine.requests import ModelInfo
+
+
+def model_id(name_or_path: str) -> str:
+    """Identity of a model for cache keys: the name, plus size and mtime for files (retrained weights differ)."""
+    p = Path(name_or_path)
+    try:
+        st = p.stat()
+    except OSError:
+        return str(name_or_path)
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+class TorchBackend:
+    """Loads models and explains images with `retinaview.core.api` (the same calls as the CLI)."""
+
+    def load(self, name_or_path: str) -> tuple[Any, ModelInfo]:
+        t0 = time.perf_counter()
+        from retinaview.core.device import describe_device
+        from retinaview.core.model_loading import default_model_path, load_model
+
+        model = load_model(name_or_path)
+        spec = model.spec
+        device = next(model.parameters()).device
+        ident = name_or_path
+        if name_or_path == "default":
+            path = default_model_path()
+            ident = str(path) if path is not None else "default"
+        info = ModelInfo(
+            model_id=model_id(ident),
+            arch=spec.arch,
+            source=spec.source or str(name_or_path),
+            class_names=tuple(spec.class_names),
+            device=describe_device(device),
+            input_size=int(spec.input_size),
+            seconds=time.perf_counter() - t0,
+        )
+        return model, info
+
+    def explain(self, model: Any, image: np.ndarray, method: str, params: dict[str, Any]):
+        from retinaview.core.api import explain
+
+        return explain(model, image, method=method, **params)
+
+    def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
+        """Class probabilities of one photograph: one forward pass, no explanation."""
+        import torch
+
+        from retinaview.core.explain.methods import to_input
+        from retinaview.core.preprocess import preprocess
+
+        spec = model.spec
+        pre = preprocess(image, spec.preprocessing, spec.input_size)
+        with torch.no_grad():
+            logits = model(to_input(model, pre.image))
+        return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()

@@ -1,0 +1,91 @@
+"""Turn float class maps into what the overlay draws, once per result, off the GUI thread.
+
+Each (H, W) map becomes a uint8 index image: index 128 + round(127 * S / L) inside the field of view, 0
+outside it, where L = min(max |S| over the FOV, ``SATURATE_SIGMA`` sigma). Moving the threshold slider then only
+changes a 256-entry lookup table (index i stands for S = (i - 128) / 127 * L), so it allocates nothing and
+never touches the float map again. sigma is the standard deviation over the FOV (DESIGN.md, n-sigma masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ZERO_INDEX = 128
+HALF_RANGE = 127
+OUTSIDE_INDEX = 0
+# Colours saturate at 6 sigma: the slider goes to 5 sigma, and a wider range would waste index resolution.
+SATURATE_SIGMA = 6.0
+# The histogram is of S / sigma in 0.1-sigma bins, clipped to +-HIST_LIMIT.
+HIST_LIMIT = 8.0
+HIST_EDGES = np.linspace(-HIST_LIMIT, HIST_LIMIT, int(2 * HIST_LIMIT * 10) + 1)
+KINDS = ("total", "input", "constant")
+
+
+@dataclass
+class PreparedMaps:
+    """Per-class index images and statistics of one map kind.
+
+    ``index``: (C, H, W) uint8. ``sigma``: (C,) FOV standard deviation in score units. ``scale``: (C,) L,
+    the score of index 255. ``hist``: (C, len(HIST_EDGES) - 1) pixel counts of S / sigma over the FOV.
+    ``fov_fraction``: share of the image inside the FOV.
+    """
+
+    index: np.ndarray
+    sigma: np.ndarray
+    scale: np.ndarray
+    hist: np.ndarray
+    fov_fraction: float
+
+    def nbytes(self) -> int:
+        return self.index.nbytes + self.sigma.nbytes + self.scale.nbytes + self.hist.nbytes
+
+    def cut_index(self, c: int, n_sigma: float) -> float:
+        """The threshold n * sigma of class ``c`` in index units away from ZERO_INDEX."""
+        scale = float(self.scale[c])
+        if scale <= 0.0:
+            return float("inf")
+        return n_sigma * float(self.sigma[c]) / scale * HALF_RANGE
+
+
+def prepare_maps(maps: np.ndarray, fov: np.ndarray | None) -> PreparedMaps:
+    """(C, H, W) float maps and an (H, W) bool FOV -> `PreparedMaps`."""
+    maps = np.asarray(maps, dtype=np.float32)
+    c, h, w = maps.shape
+    if fov is None or fov.shape != (h, w) or not fov.any():
+        fov = np.ones((h, w), dtype=bool)
+    index = np.empty((c, h, w), dtype=np.uint8)
+    sigma = np.zeros(c, dtype=np.float64)
+    scale = np.zeros(c, dtype=np.float64)
+    hist = np.zeros((c, len(HIST_EDGES) - 1), dtype=np.int64)
+    inside = maps[:, fov]
+    outside = ~fov
+    for k in range(c):
+        values = inside[k]
+        s = float(np.std(values, dtype=np.float64))
+        peak = float(np.max(np.abs(values))) if values.size else 0.0
+        L = min(peak, SATURATE_SIGMA * s) if s > 0 else peak
+        sigma[k], scale[k] = s, L
+        if L > 0:
+            q = maps[k] * np.float32(HALF_RANGE / L)
+            np.clip(q, -HALF_RANGE, HALF_RANGE, out=q)
+            np.rint(q, out=q)
+            q += ZERO_INDEX
+            index[k] = q.astype(np.uint8)
+        else:
+            index[k] = ZERO_INDEX
+        index[k][outside] = OUTSIDE_INDEX
+        if s > 0:
+            hist[k] = np.histogram(np.clip(values / s, -HIST_LIMIT, HIST_LIMIT), HIST_EDGES)[0]
+    return PreparedMaps(index, sigma, scale, hist, float(fov.mean()))
+
+
+def prepare_explanation(explanation) -> dict[str, PreparedMaps]:
+    """Prepared maps of every kind the explanation has (``constant`` = total - input)."""
+    fov = explanation.fov
+    out = {"input": prepare_maps(explanation.input, fov)}
+    if explanation.total is not None:
+        out["total"] = prepare_maps(explanation.total, fov)
+        out["constant"] = prepare_maps(explanation.total - explanation.input, fov)
+    return out

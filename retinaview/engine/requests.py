@@ -1,0 +1,109 @@
+"""What the GUI asks the engine for and what comes back: plain data, numpy arrays, no torch.
+
+A request names the image (a file or an array), the model, the explanation method and its parameters, so
+other methods plug in without changing the engine. Each request gets a generation number; only the newest
+one runs and only its result is delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retinaview.engine.prepare import PreparedMaps
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Explain one image.
+
+    ``image``: a file path or an (H, W, 3) uint8 array. ``method``: a name from ``core.api.METHODS``.
+    ``params``: keyword arguments of the method (JSON-serialisable, they are part of the cache key).
+    ``keep_layers``: keep the per-layer maps (the layer inspector needs them; the overlay does not, and they
+    are most of a result's memory).
+    """
+
+    image: Path | np.ndarray
+    method: str = "rfscore"
+    params: dict[str, Any] = field(default_factory=dict)
+    keep_layers: bool = False
+    generation: int = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self.image if isinstance(self.image, Path) else None
+
+    @property
+    def label(self) -> str:
+        return self.image.name if isinstance(self.image, Path) else "<array>"
+
+    def params_key(self) -> str:
+        return json.dumps(self.params, sort_keys=True, default=str)
+
+
+def array_digest(image: np.ndarray) -> str:
+    """Content hash of an in-memory image (shape, dtype and bytes)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((image.shape, str(image.dtype))).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class ModelInfo:
+    """The model the engine holds: ``model_id`` changes whenever the weights can differ."""
+
+    model_id: str
+    arch: str
+    source: str
+    class_names: tuple[str, ...]
+    device: str
+    input_size: int
+    seconds: float = 0.0
+
+
+@dataclass
+class ExplainResult:
+    """One explained image, ready to draw.
+
+    ``photo``: (H, W, 3) uint8 photograph the maps are drawn on. ``to_photo``: (a_y, b_y, a_x, b_x), the
+    affine map from a model-input pixel index to a photograph pixel index (y_photo = a_y * y + b_y).
+    ``maps``: prepared maps per kind (``total``, ``input``, ``constant``). ``explanation``: the core's
+    `Explanation` with float32 maps (layers only when the request kept them).
+    """
+
+    request: ExplainRequest
+    key: tuple[str, ...]
+    photo: np.ndarray
+    to_photo: tuple[float, float, float, float]
+    maps: dict[str, PreparedMaps]
+    explanation: Any
+    residual: float
+    model: ModelInfo
+    seconds: float
+    cached: bool = False
+
+    @property
+    def probs(self) -> np.ndarray:
+        return np.asarray(self.explanation.probs, dtype=np.float64)
+
+    @property
+    def grade(self) -> int:
+        return int(np.argmax(self.explanation.logits))
+
+    def nbytes(self) -> int:
+        """Memory held by the arrays of this result, in bytes (what the cache counts)."""
+        total = self.photo.nbytes + sum(m.nbytes() for m in self.maps.values())
+        ex = self.explanation
+        for name in ("input", "total", "fov", "display", "features", "logits", "probs", "bias"):
+            arr = getattr(ex, name, None)
+            if isinstance(arr, np.ndarray):
+                total += arr.nbytes
+        for layer in getattr(ex, "layers", ()) or ():
+            total += layer.si.nbytes + layer.sk.nbytes
+        return total

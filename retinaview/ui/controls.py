@@ -1,0 +1,181 @@
+"""Controls of the overlay: class, map kind, threshold, mode, opacity, colours, overlay and green channel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QWidget,
+)
+
+from retinaview.ui.colormaps import COLORMAPS, MODES
+from retinaview.ui.view_state import (
+    KIND_LABELS,
+    MODE_LABELS,
+    THRESHOLD_MAX,
+    THRESHOLD_STEP,
+    ViewState,
+)
+
+SLIDER_STEPS = round(THRESHOLD_MAX / THRESHOLD_STEP)
+
+
+class ControlPanel(QWidget):
+    """Edits a `ViewState`; ``changed`` is emitted after every edit with the new state."""
+
+    changed = Signal(object)
+
+    def __init__(self, state: ViewState | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self._state = state or ViewState()
+        self._updating = False
+
+        self.cls = QComboBox()
+        self.set_class_names(("No DR", "Mild", "Moderate", "Severe", "Proliferative"))
+        self.grid = QCheckBox("All classes")
+        self.grid.setToolTip("Show the five classes side by side, zoom linked (A)")
+        self.kind = QComboBox()
+        for key, label in KIND_LABELS.items():
+            self.kind.addItem(label, key)
+        self.kind.setToolTip(
+            "Total: every layer's share mapped to the photograph. Input-dependent: x · ∂f/∂x. "
+            "Constant: what the layers' biases and batch-norm shifts add (total − input)."
+        )
+
+        self.modes = QButtonGroup(self)
+        mode_row = QHBoxLayout()
+        mode_row.setSpacing(0)
+        for k, mode in enumerate(MODES):
+            b = QPushButton(MODE_LABELS[mode])
+            b.setCheckable(True)
+            b.setProperty("mode", mode)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            self.modes.addButton(b, k)
+            mode_row.addWidget(b)
+
+        self.threshold = QSlider(Qt.Orientation.Horizontal)
+        self.threshold.setRange(0, SLIDER_STEPS)
+        self.threshold.setSingleStep(1)
+        self.threshold.setPageStep(5)
+        self.threshold.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.threshold.setToolTip("Keep the pixels beyond n standard deviations of the map (FOV)")
+        self.threshold_value = QLabel()
+        self.threshold_value.setObjectName("value")
+        self.threshold_value.setAlignment(
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        )
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.opacity_value = QLabel()
+        self.opacity_value.setObjectName("value")
+        self.opacity_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+        self.colormap = QComboBox()
+        for key, cmap in COLORMAPS.items():
+            self.colormap.addItem(cmap.label, key)
+        self.overlay = QCheckBox("Overlay")
+        self.overlay.setToolTip("Show the map on the photograph (Space)")
+        self.green = QCheckBox("Green channel")
+        self.green.setToolTip(
+            "Show the photograph's green channel, where lesions contrast best (G)"
+        )
+
+        def row(*widgets, stretch_first=True):
+            box = QHBoxLayout()
+            box.setSpacing(8)
+            for k, w in enumerate(widgets):
+                box.addWidget(w, 1 if (k == 0 and stretch_first) else 0)
+            return box
+
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(8)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Class", row(self.cls, self.grid))
+        form.addRow("Map", self.kind)
+        form.addRow("Show", mode_row)
+        form.addRow("Threshold", row(self.threshold, self.threshold_value))
+        form.addRow("Opacity", row(self.opacity, self.opacity_value))
+        form.addRow("Colours", self.colormap)
+        form.addRow("", row(self.overlay, self.green, stretch_first=False))
+
+        self.set_state(self._state)
+        self.cls.currentIndexChanged.connect(self._edited)
+        self.grid.toggled.connect(self._edited)
+        self.kind.currentIndexChanged.connect(self._edited)
+        self.modes.idToggled.connect(self._mode_toggled)
+        self.threshold.valueChanged.connect(self._edited)
+        self.opacity.valueChanged.connect(self._edited)
+        self.colormap.currentIndexChanged.connect(self._edited)
+        self.overlay.toggled.connect(self._edited)
+        self.green.toggled.connect(self._edited)
+
+    @property
+    def state(self) -> ViewState:
+        return self._state
+
+    def set_class_names(self, names: tuple[str, ...]) -> None:
+        current = self.cls.currentData()
+        blocked = self.cls.blockSignals(True)
+        self.cls.clear()
+        self.cls.addItem("Predicted class", None)
+        for k, name in enumerate(names):
+            self.cls.addItem(f"{k} · {name}", k)
+        self.cls.setCurrentIndex(max(self.cls.findData(current), 0))
+        self.cls.blockSignals(blocked)
+
+    def set_state(self, state: ViewState) -> None:
+        """Show ``state`` in the widgets and emit ``changed`` once."""
+        self._updating = True
+        try:
+            self.cls.setCurrentIndex(max(self.cls.findData(state.cls), 0))
+            self.grid.setChecked(state.grid)
+            self.kind.setCurrentIndex(max(self.kind.findData(state.kind), 0))
+            self.modes.button(MODES.index(state.mode)).setChecked(True)
+            self.threshold.setValue(round(state.threshold / THRESHOLD_STEP))
+            self.opacity.setValue(round(state.opacity * 100))
+            self.colormap.setCurrentIndex(max(self.colormap.findData(state.colormap), 0))
+            self.overlay.setChecked(state.overlay)
+            self.green.setChecked(state.green)
+        finally:
+            self._updating = False
+        self._edited()
+
+    def change(self, **changes) -> None:
+        """Change some fields (keyboard shortcuts) as if the user had used the widgets."""
+        self.set_state(replace(self._state, **changes))
+
+    @Slot(int, bool)
+    def _mode_toggled(self, _id: int, checked: bool) -> None:
+        if checked:
+            self._edited()
+
+    def _edited(self, *_) -> None:
+        if self._updating:
+            return
+        mode_button = self.modes.checkedButton()
+        self._state = ViewState(
+            cls=self.cls.currentData(),
+            grid=self.grid.isChecked(),
+            kind=self.kind.currentData(),
+            mode=mode_button.property("mode") if mode_button else "positive",
+            threshold=round(self.threshold.value() * THRESHOLD_STEP, 1),
+            opacity=self.opacity.value() / 100,
+            colormap=self.colormap.currentData(),
+            overlay=self.overlay.isChecked(),
+            green=self.green.isChecked(),
+        )
+        self.threshold_value.setText(f"{self._state.threshold:.1f} σ")
+        self.opacity_value.setText(f"{self.opacity.value()} %")
+        self.changed.emit(self._state)

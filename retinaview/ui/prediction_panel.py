@@ -1,0 +1,113 @@
+"""Predicted grade, confidence, ground truth, class probabilities as bars, and the conservation residual."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from retinaview.engine.requests import ExplainResult
+from retinaview.ui.theme import GRADE_COLOURS, MUTED, PANEL, TEXT
+
+
+class ProbabilityBars(pg.PlotWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=PANEL)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        item = self.getPlotItem()
+        item.setYRange(0, 1, padding=0.02)
+        item.getAxis("left").setTicks([[(0, "0"), (0.5, "50%"), (1, "100%")]])
+        item.getAxis("left").setWidth(38)
+        for name in ("left", "bottom"):
+            item.getAxis(name).setPen(pg.mkPen(MUTED))
+            item.getAxis(name).setTextPen(pg.mkPen(TEXT))
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
+        self.addItem(self.bars)
+        self.setMinimumHeight(110)
+
+    def sizeHint(self) -> QSize:
+        return QSize(260, 130)
+
+    def set_probs(self, probs: np.ndarray | None, grade: int | None) -> None:
+        if probs is None:
+            self.bars.setOpts(x=[], height=[])
+            return
+        n = len(probs)
+        brushes = [
+            pg.mkBrush(GRADE_COLOURS[k % len(GRADE_COLOURS)] if k == grade else "#59606b")
+            for k in range(n)
+        ]
+        self.bars.setOpts(x=np.arange(n), height=np.asarray(probs), width=0.7, brushes=brushes)
+        self.getPlotItem().getAxis("bottom").setTicks([[(k, str(k)) for k in range(n)]])
+        self.getPlotItem().setXRange(-0.6, n - 0.4, padding=0)
+
+
+class PredictionPanel(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.grade = QLabel("–")
+        self.grade.setObjectName("gradeBig")
+        self.detail = QLabel("No image")
+        self.detail.setObjectName("muted")
+        self.bars = ProbabilityBars()
+        self.facts = QGridLayout()
+        self.facts.setHorizontalSpacing(10)
+        self.facts.setVerticalSpacing(2)
+        self._values: dict[str, QLabel] = {}
+        for row, (key, label) in enumerate(
+            (("truth", "Ground truth"), ("residual", "Conservation"), ("time", "Computed in"))
+        ):
+            name = QLabel(label)
+            name.setObjectName("muted")
+            value = QLabel("–")
+            self.facts.addWidget(name, row, 0)
+            self.facts.addWidget(value, row, 1)
+            self._values[key] = value
+        self.facts.setColumnStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.grade)
+        layout.addWidget(self.detail)
+        layout.addWidget(self.bars)
+        layout.addLayout(self.facts)
+
+    def clear(self, message: str = "No image") -> None:
+        self.grade.setText("–")
+        self.grade.setStyleSheet("")
+        self.detail.setText(message)
+        self.bars.set_probs(None, None)
+        for value in self._values.values():
+            value.setText("–")
+
+    def set_pending(self, name: str) -> None:
+        self.grade.setText("…")
+        self.grade.setStyleSheet(f"color: {MUTED}")
+        self.detail.setText(f"Computing {name}")
+
+    def set_result(self, result: ExplainResult, truth: int | None) -> None:
+        names = result.explanation.class_names
+        g = result.grade
+        colour = GRADE_COLOURS[g % len(GRADE_COLOURS)]
+        name = names[g] if g < len(names) else str(g)
+        self.grade.setText(f"{g} · {name}")
+        self.grade.setStyleSheet(f"color: {colour}")
+        self.detail.setText(f"confidence {result.probs[g]:.0%} · {result.request.method}")
+        self.bars.set_probs(result.probs, g)
+        if truth is None:
+            self._values["truth"].setText("not given")
+        else:
+            ok = truth == g
+            mark = "agrees ✓" if ok else "disagrees ✗"
+            self._values["truth"].setText(
+                f"<span style='color:{'#7bd88f' if ok else '#ff6e6e'}'>{truth} · {mark}</span>"
+            )
+        self._values["residual"].setText(f"residual {result.residual:.1e}")
+        self._values["residual"].setToolTip(
+            "Worst relative error of sum(map) + constants + bias = logit, over classes and layers"
+        )
+        cached = " (cached)" if result.cached else ""
+        self._values["time"].setText(f"{result.explanation.seconds:.2f} s{cached}")
