@@ -1,0 +1,590 @@
+"""Training and evaluation data: synthetic images generated on the fly, and image folders with a labels CSV.
+
+Data sources are strings, as on the command line:
+
+- ``synth:N[:SEED]``: N synthetic fundus images; item i is ``generate(SEED * 1_000_003 + i)`` (grade drawn
+  inside from the class frequencies), or with class balancing ``generate(seed_i, grade=g)`` with g drawn
+  from the target proportions by an rng seeded with seed_i. A *fresh* source (the default for training)
+  offsets the seeds by ``epoch * N`` so no image is seen twice.
+- ``DIR``: an image folder with a labels CSV (EyePACS ``image,level`` or APTOS ``id_code,diagnosis``,
+  detected by the header); EyePACS names ``{patient}_{left|right}`` pair the two eyes of a patient.
+  The ``paper`` preprocessing (or the model's chain) is cached on disk as uint8 ``.npy`` files so epochs
+  after the first skip it.
+
+Datasets are indexed by ``(epoch, index)`` keys (see `EpochBatchSampler`) so that every random choice
+(balanced grade, augmentation) is a pure function of (seed, epoch, index): runs are reproducible,
+resumable mid-epoch, and independent of the number of data-loader workers.
+Items are ``(uint8 tensor (3, S, S), grade)``; the trainer converts to float and normalises on the device.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from retinaview.core.errors import DataError, RetinaviewError
+from retinaview.train.augment import AugmentConfig, augment, sample_generator
+
+NUM_GRADES = 5
+SEED_STRIDE = 1_000_003
+CACHE_DIRNAME = ".retinaview-cache"
+LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
+HEADERS = {("image", "level"): "EyePACS", ("id_code", "diagnosis"): "APTOS"}
+_EYE = re.compile(r"^(?P<patient>.+)_(?P<eye>left|right)$", re.IGNORECASE)
+
+Key = tuple[int, int]  # (epoch, index)
+
+
+# ---------------------------------------------------------------- source strings and class balancing
+
+
+@dataclass(frozen=True)
+class SynthSource:
+    n: int
+    seed: int = 0
+
+    def describe(self) -> str:
+        return f"synth:{self.n}:{self.seed}"
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    folder: Path
+    labels: Path | None = None
+
+    def describe(self) -> str:
+        return str(self.folder)
+
+
+def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSource | FolderSource:
+    """``synth:N[:SEED]`` or a folder path; a one-line `DataError` otherwise."""
+    text = str(text)
+    if text.startswith("synth:"):
+        parts = text.split(":")[1:]
+        try:
+            if not 1 <= len(parts) <= 2:
+                raise ValueError
+            n = int(parts[0])
+            seed = int(parts[1]) if len(parts) == 2 else 0
+        except ValueError:
+            raise DataError(
+                f"{text}: expected synth:N or synth:N:SEED with whole numbers"
+            ) from None
+        if n <= 0 or seed < 0:
+            raise DataError(f"{text}: N must be positive and SEED not negative")
+        return SynthSource(n, seed)
+    folder = Path(text)
+    if not folder.exists():
+        raise DataError(f"{text}: no such folder (and not a synth:N:SEED source)")
+    if not folder.is_dir():
+        raise DataError(f"{text}: not a folder")
+    return FolderSource(folder, Path(labels) if labels else None)
+
+
+def parse_balance(text: str | None) -> tuple[float, ...] | None:
+    """``none`` -> None (natural frequencies), ``equal`` -> 1/K each, or K comma-separated proportions."""
+    if text is None or text in ("", "none"):
+        return None
+    if text == "equal":
+        return (1.0 / NUM_GRADES,) * NUM_GRADES
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise DataError(
+            f"--balance {text}: expected none, equal or {NUM_GRADES} comma-separated proportions"
+        ) from None
+    if len(values) != NUM_GRADES or any(v < 0 for v in values) or sum(values) <= 0:
+        raise DataError(f"--balance {text}: expected {NUM_GRADES} non-negative proportions")
+    total = sum(values)
+    return tuple(v / total for v in values)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+class EpochBatchSampler:
+    """Batches of ``(epoch, index)`` keys for one rank, fixed by (seed, epoch); resumable at a batch.
+
+    Without ``weights`` each epoch is a seeded permutation of range(n). With per-item ``weights`` (class
+    balancing of a folder) each epoch draws n items with replacement. The epoch's global order is padded
+    to a multiple of ``world`` and split rank::world (as DistributedSampler does).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        weights: Sequence[float] | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.n = n
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.rank = rank
+        self.world = world
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start = start_batch
+
+    def indices(self, epoch: int) -> list[int]:
+        g = torch.Generator()
+        g.manual_seed(self.seed * 7919 + epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=g).tolist()
+        elif self.shuffle:
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        per_rank = math.ceil(len(order) / self.world)
+        order = (order * (1 + (per_rank * self.world) // max(len(order), 1)))[
+            : per_rank * self.world
+        ]
+        return order[self.rank :: self.world]
+
+    def __len__(self) -> int:
+        per_rank = math.ceil(self.n / self.world)
+        if self.drop_last:
+            return per_rank // self.batch_size
+        return math.ceil(per_rank / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        idx = self.indices(self.epoch)
+        b = self.batch_size
+        for k in range(self.start, len(self)):
+            chunk = idx[k * b : (k + 1) * b]
+            if chunk:
+                yield [(self.epoch, i) for i in chunk]
+
+
+def _key(key: Key | int) -> Key:
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    return 0, int(key)
+
+
+def _to_item(image: np.ndarray, key: Key, aug: AugmentConfig | None, aug_seed: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) uint8 tensor, augmented with the sample's own generator."""
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:
+        image = image.copy()
+    t = torch.from_numpy(image).permute(2, 0, 1)
+    if aug is None:
+        return t.contiguous()
+    x = t.unsqueeze(0).float().div_(255.0)
+    x = augment(x, sample_generator(aug_seed, key[0], key[1]), aug)
+    return x.mul_(255.0).round_().to(torch.uint8)[0]
+
+
+# ---------------------------------------------------------------- synthetic images
+
+
+class SynthDataset(Dataset):
+    """N synthetic images; see the module docstring for the seeds. ``cache_dir`` keeps fixed sources."""
+
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        size: int = 640,
+        *,
+        proportions: Sequence[float] | None = None,
+        fresh: bool = False,
+        augment: AugmentConfig | None = None,
+        aug_seed: int = 0,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.n = n
+        self.seed = seed
+        self.size = size
+        self.proportions = None if proportions is None else tuple(float(p) for p in proportions)
+        self.fresh = fresh
+        self.augment = augment
+        self.aug_seed = aug_seed
+        self.cache_dir = Path(cache_dir) if cache_dir is not None and not fresh else None
+
+    def describe(self) -> str:
+        bal = "" if self.proportions is None else f" balanced {list(self.proportions)}"
+        fresh = " fresh per epoch" if self.fresh else ""
+        return f"synth:{self.n}:{self.seed} at {self.size}px{bal}{fresh}"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def item_seed(self, epoch: int, index: int) -> int:
+        return self.seed * SEED_STRIDE + (epoch * self.n if self.fresh else 0) + index
+
+    def requested_grade(self, item_seed: int) -> int | None:
+        if self.proportions is None:
+            return None
+        rng = np.random.default_rng([item_seed, 0xB417])
+        return int(rng.choice(NUM_GRADES, p=np.asarray(self.proportions)))
+
+    def sample(self, epoch: int, index: int) -> tuple[np.ndarray, int]:
+        """(image (S, S, 3) uint8, grade) of one item, unaugmented."""
+        s = self.item_seed(epoch, index)
+        g = self.requested_grade(s)
+        path = None
+        if self.cache_dir is not None:
+            path = self.cache_dir / f"synth_{s}_{'n' if g is None else g}_{self.size}.npz"
+            if path.exists():
+                try:
+                    with np.load(path) as z:
+                        return z["image"], int(z["grade"])
+                except (OSError, ValueError, KeyError):
+                    pass  # a broken cache entry is regenerated
+        from retinaview.core.synthetic import generate
+
+        smp = generate(s, grade=g, size=self.size)
+        image, grade = np.ascontiguousarray(smp.image, dtype=np.uint8), int(smp.grade)
+        if path is not None:
+            _atomic_save(path, lambda fh: np.savez(fh, image=image, grade=grade))
+        return image, grade
+
+    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+        key = _key(key)
+        image, grade = self.sample(*key)
+        return _to_item(image, key, self.augment, self.aug_seed), grade
+
+
+# ---------------------------------------------------------------- image folders with a labels CSV
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    grade: int
+    name: str
+    patient: str
+    eye: str | None = None
+    line: int = 0
+
+
+def patient_eye(name: str) -> tuple[str, str | None]:
+    """EyePACS ``{patient}_{left|right}`` -> (patient, 'left'/'right'); other names are their own patient."""
+    m = _EYE.match(name)
+    if m:
+        return m["patient"], m["eye"].lower()
+    return name, None
+
+
+def find_labels_csv(folder: Path) -> Path:
+    for name in LABEL_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    csvs = sorted(p for p in folder.glob("*.csv") if p.is_file())
+    if len(csvs) == 1:
+        return csvs[0]
+    if not csvs:
+        raise DataError(f"{folder}: no labels CSV (expected labels.csv with image,level)")
+    names = ", ".join(p.name for p in csvs)
+    raise DataError(f"{folder}: several CSV files ({names}); name the labels file with --labels")
+
+
+def read_labels(
+    csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None
+) -> list[Record]:
+    """Parse an EyePACS or APTOS labels CSV; names without an extension are looked up in ``image_dir``.
+
+    Every problem is a `DataError` naming the file and the line: empty file, unknown columns, a row with
+    the wrong number of fields, a label that is not a grade 0-4, a duplicate name, a missing image.
+    """
+    csv_path = Path(csv_path)
+    folder = Path(image_dir) if image_dir is not None else csv_path.parent
+    name = csv_path.name
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{csv_path}: no such file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{csv_path}: not a text CSV file") from None
+    except OSError as exc:
+        raise DataError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
+    rows = list(csv.reader(text.splitlines()))
+    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
+    if not numbered:
+        raise DataError(f"{name}: empty file (expected a header image,level or id_code,diagnosis)")
+    header_line, header = numbered[0]
+    cols = tuple(c.strip().lower() for c in header)
+    if cols not in HEADERS:
+        raise DataError(
+            f"{name} line {header_line}: unknown columns {','.join(cols)!r} "
+            "(expected image,level or id_code,diagnosis)"
+        )
+    if len(numbered) == 1:
+        raise DataError(f"{name}: no rows after the header")
+    index = _image_index(folder)
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    for line, row in numbered[1:]:
+        if len(row) != 2:
+            raise DataError(f"{name} line {line}: expected 2 fields, found {len(row)}")
+        image, label = row[0].strip(), row[1].strip()
+        if not image:
+            raise DataError(f"{name} line {line}: empty image name")
+        try:
+            grade = int(label)
+        except ValueError:
+            grade = -1
+        if not 0 <= grade < NUM_GRADES or label != str(grade):
+            raise DataError(f"{name} line {line}: label {label!r} is not a grade 0-4")
+        if image in seen:
+            raise DataError(
+                f"{name} line {line}: image {image!r} is listed twice (first on line {seen[image]})"
+            )
+        seen[image] = line
+        path = _resolve(folder, image, index)
+        if path is None:
+            raise DataError(f"{name} line {line}: image {image!r} not found in {folder}")
+        stem = Path(image).stem if Path(image).suffix.lower() in _suffixes() else image
+        patient, eye = patient_eye(stem)
+        records.append(Record(path, grade, stem, patient, eye, line))
+    return records
+
+
+def _suffixes() -> tuple[str, ...]:
+    try:
+        from retinaview.core.io import IMAGE_SUFFIXES
+    except ImportError:  # pragma: no cover - io is part of core
+        return (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+    return tuple(IMAGE_SUFFIXES)
+
+
+def _image_index(folder: Path) -> dict[str, Path]:
+    """Lower-case stem and file name -> path, for the image files directly inside ``folder``."""
+    index: dict[str, Path] = {}
+    suffixes = _suffixes()
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+    for p in entries:
+        if p.suffix.lower() in suffixes and not p.name.startswith("."):
+            index.setdefault(p.name.lower(), p)
+            index.setdefault(p.stem.lower(), p)
+    return index
+
+
+def _resolve(folder: Path, image: str, index: dict[str, Path]) -> Path | None:
+    p = folder / image
+    if p.suffix.lower() in _suffixes() and p.is_file():
+        return p
+    return index.get(image.lower())
+
+
+def load_folder(folder: str | os.PathLike, labels: str | os.PathLike | None = None) -> list[Record]:
+    folder = Path(folder)
+    csv_path = Path(labels) if labels else find_labels_csv(folder)
+    return read_labels(csv_path, folder)
+
+
+def split_by_patient(
+    records: Sequence[Record], val_fraction: float, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Train/validation split with both eyes of a patient on the same side; seeded, about val_fraction."""
+    patients = sorted({r.patient for r in records})
+    rng = np.random.default_rng([seed, 0x5EED])
+    order = rng.permutation(len(patients))
+    n_val = round(val_fraction * len(patients)) if val_fraction > 0 else 0
+    if 0 < val_fraction and n_val == 0 and len(patients) > 1:
+        n_val = 1
+    val_patients = {patients[i] for i in order[:n_val]}
+    train = [r for r in records if r.patient not in val_patients]
+    val = [r for r in records if r.patient in val_patients]
+    return train, val
+
+
+def balance_weights(grades: Sequence[int], proportions: Sequence[float]) -> list[float]:
+    """Per-item sampling weights so that drawing with replacement gives the target grade proportions."""
+    counts = np.bincount(np.asarray(grades, dtype=np.int64), minlength=NUM_GRADES)
+    out = []
+    for g in grades:
+        out.append(float(proportions[g]) / counts[g] if counts[g] else 0.0)
+    return out
+
+
+class FolderDataset(Dataset):
+    """Records of an image folder, preprocessed by ``chain`` at ``size`` and cached on disk."""
+
+    def __init__(
+        self,
+        records: list[Record],
+        size: int = 640,
+        chain: str = "paper",
+        augment: AugmentConfig | None = None,
+        aug_seed: int = 0,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.size = size
+        self.chain = chain
+        self.augment = augment
+        self.aug_seed = aug_seed
+        self.cache_dir = cache_dir
+
+    def describe(self) -> str:
+        folders = sorted({str(r.path.parent) for r in self.records})
+        return f"{', '.join(folders)} ({len(self.records)} images, {self.chain} at {self.size}px)"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def grades(self) -> list[int]:
+        return [r.grade for r in self.records]
+
+    def sample(self, index: int) -> tuple[np.ndarray, int]:
+        r = self.records[index]
+        return cached_preprocess(r.path, self.chain, self.size, self.cache_dir), r.grade
+
+    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+        key = _key(key)
+        image, grade = self.sample(key[1])
+        return _to_item(image, key, self.augment, self.aug_seed), grade
+
+
+def cache_root_for(folder: Path) -> Path:
+    """``<folder>/.retinaview-cache`` when writable, else the user cache (XDG_CACHE_HOME)."""
+    local = folder / CACHE_DIRNAME
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local
+    except OSError:
+        pass
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "retinaview" / "preprocessed"
+
+
+def cached_preprocess(
+    path: Path, chain: str, size: int, cache_dir: Path | None = None
+) -> np.ndarray:
+    """The ``chain`` preprocessing of ``path`` at ``size`` as (size, size, 3) uint8, cached on disk.
+
+    The cache key follows the absolute path, size in bytes and modification time of the file, so an
+    edited image is preprocessed again.
+    """
+    root = cache_dir or cache_root_for(path.parent)
+    try:
+        st = path.stat()
+    except OSError:
+        raise DataError(f"{path}: image file disappeared") from None
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{chain}"
+    digest = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    cache = root / f"{digest}_{chain}_{size}.npy"
+    if cache.exists():
+        try:
+            arr = np.load(cache)
+            if arr.shape == (size, size, 3) and arr.dtype == np.uint8:
+                return arr
+        except (OSError, ValueError):
+            pass  # a broken cache entry is recomputed
+    from retinaview.core.io import load_image
+    from retinaview.core.preprocess import preprocess
+
+    try:
+        image = load_image(path)
+        pre = preprocess(image, chain=chain, size=size)
+    except RetinaviewError as exc:
+        raise DataError(str(exc)) from None
+    arr = np.clip(np.asarray(pre.image, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _atomic_save(cache, lambda fh: np.save(fh, arr))
+    except OSError:
+        pass  # caching is an optimisation; a read-only disk still trains
+    return arr
+
+
+def _atomic_save(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def guarded(loader) -> Iterator:
+    """Iterate a DataLoader; a `RetinaviewError` raised in a worker process comes back as one line.
+
+    DataLoader re-raises worker exceptions with the worker's traceback in the message; the user needs
+    only the last line (the file and the problem).
+    """
+    it = iter(loader)
+    while True:
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        except RetinaviewError as exc:
+            text = str(exc)
+            if "\n" not in text:
+                raise
+            last = [line for line in text.splitlines() if line.strip()][-1].strip()
+            head, _, rest = last.partition(": ")
+            raise type(exc)(rest if head.endswith("Error") and rest else last) from None
+        yield item
+
+
+# ---------------------------------------------------------------- building datasets from a source
+
+
+def build_dataset(
+    source: SynthSource | FolderSource | str,
+    *,
+    size: int,
+    chain: str = "paper",
+    proportions: Sequence[float] | None = None,
+    fresh: bool = False,
+    augment: AugmentConfig | None = None,
+    aug_seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    records: list[Record] | None = None,
+) -> SynthDataset | FolderDataset:
+    """A dataset for one source; ``records`` overrides a folder's records (after a patient split)."""
+    if isinstance(source, str):
+        source = parse_source(source)
+    if isinstance(source, SynthSource):
+        return SynthDataset(
+            source.n,
+            source.seed,
+            size,
+            proportions=proportions,
+            fresh=fresh,
+            augment=augment,
+            aug_seed=aug_seed,
+            cache_dir=cache_dir,
+        )
+    recs = records if records is not None else load_folder(source.folder, source.labels)
+    return FolderDataset(
+        recs,
+        size,
+        chain,
+        augment,
+        aug_seed,
+        Path(cache_dir) if cache_dir else None,
+    )

@@ -1,0 +1,159 @@
+"""Data sources: labels CSV parsing and its one-line errors, patient split, sampling, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retinaview.core.errors import DataError
+from retinaview.train import data as D
+
+
+def make_folder(tmp_path, names, csv_text, ext=".png"):
+    rng = np.random.default_rng(0)
+    for name in names:
+        img = np.zeros((60, 80, 3), np.uint8)
+        yy, xx = np.mgrid[:60, :80]
+        img[((yy - 30) ** 2 + (xx - 40) ** 2) < 26**2] = (180, 90, 40)
+        img += rng.integers(0, 20, img.shape, dtype=np.uint8)
+        Image.fromarray(img).save(tmp_path / f"{name}{ext}")
+    (tmp_path / "labels.csv").write_text(csv_text)
+    return tmp_path
+
+
+def test_eyepacs_csv_pairs_and_extensionless_names(tmp_path):
+    make_folder(
+        tmp_path,
+        ["10_left", "10_right", "13_left"],
+        "image,level\n10_left,0\n10_right,2\n13_left,4\n",
+    )
+    recs = D.load_folder(tmp_path)
+    assert [(r.name, r.grade, r.patient, r.eye) for r in recs] == [
+        ("10_left", 0, "10", "left"),
+        ("10_right", 2, "10", "right"),
+        ("13_left", 4, "13", "left"),
+    ]
+    assert recs[0].path.name == "10_left.png"
+
+
+def test_aptos_header_detected(tmp_path):
+    make_folder(tmp_path, ["abc"], "id_code,diagnosis\nabc,3\n", ext=".jpg")
+    (r,) = D.load_folder(tmp_path)
+    assert (r.name, r.grade, r.eye) == ("abc", 3, None)
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        ("", "labels.csv: empty file"),
+        ("image,level\n", "labels.csv: no rows"),
+        ("name,grade\na,1\n", "labels.csv line 1: unknown columns"),
+        ("image,level\na,0\nb,x\n", "labels.csv line 3: label 'x' is not a grade 0-4"),
+        ("image,level\na,0\nb,7\n", "labels.csv line 3: label '7' is not a grade 0-4"),
+        (
+            "image,level\na,0\na,1\n",
+            "labels.csv line 3: image 'a' is listed twice (first on line 2)",
+        ),
+        ("image,level\na,0\nmissing,1\n", "labels.csv line 3: image 'missing' not found"),
+        ("image,level\na,0,5\n", "labels.csv line 2: expected 2 fields, found 3"),
+    ],
+)
+def test_csv_errors_name_the_line(tmp_path, csv_text, message):
+    make_folder(tmp_path, ["a", "b"], csv_text)
+    with pytest.raises(DataError) as err:
+        D.load_folder(tmp_path)
+    text = str(err.value)
+    assert text.startswith(message) and "\n" not in text
+
+
+def test_split_by_patient_keeps_eyes_together():
+    recs = [
+        D.Record(path=None, grade=0, name=f"{p}_{e}", patient=str(p), eye=e)
+        for p in range(40)
+        for e in ("left", "right")
+    ]
+    train, val = D.split_by_patient(recs, 0.25, seed=3)
+    assert len(val) == 20 and len(train) == 60
+    assert not {r.patient for r in train} & {r.patient for r in val}
+    assert D.split_by_patient(recs, 0.25, seed=3) == (train, val)
+
+
+def test_sources_and_balance_parsing(tmp_path):
+    assert D.parse_source("synth:10") == D.SynthSource(10, 0)
+    assert D.parse_source("synth:10:7") == D.SynthSource(10, 7)
+    for bad in ("synth:x", "synth:0:1", "synth:1:2:3", str(tmp_path / "nope")):
+        with pytest.raises(DataError):
+            D.parse_source(bad)
+    assert D.parse_balance("none") is None
+    assert D.parse_balance("equal") == (0.2,) * 5
+    assert sum(D.parse_balance("0.5,0.0625,0.125,0.0625,0.25")) == pytest.approx(1)
+    with pytest.raises(DataError):
+        D.parse_balance("1,2")
+
+
+def test_sampler_partitions_and_resumes():
+    full = D.EpochBatchSampler(20, 3, seed=1, drop_last=False)
+    ranks = [D.EpochBatchSampler(20, 3, seed=1, rank=r, world=2, drop_last=False) for r in (0, 1)]
+    seen = sorted(i for s in ranks for b in s for _, i in b)
+    assert seen == list(range(20))
+    assert sorted(i for b in full for _, i in b) == list(range(20))
+    s = D.EpochBatchSampler(20, 3, seed=1)
+    s.set_epoch(2)
+    batches = list(s)
+    s.set_epoch(2, start_batch=4)
+    assert list(s) == batches[4:]
+    s.set_epoch(3)
+    assert list(s) != batches and all(k[0] == 3 for b in s for k in b)
+
+
+def test_balanced_weights_give_target_proportions():
+    grades = [0] * 90 + [1] * 10
+    w = D.EpochBatchSampler(
+        100, 100, seed=0, weights=D.balance_weights(grades, (0.5, 0.5, 0, 0, 0))
+    )
+    drawn = [grades[i] for _, i in next(iter(w))]
+    assert 30 < sum(drawn) < 70
+
+
+def test_folder_dataset_caches_preprocessing(tmp_path):
+    make_folder(tmp_path, ["1_left", "1_right"], "image,level\n1_left,1\n1_right,2\n")
+    ds = D.build_dataset(str(tmp_path), size=32, chain="paper")
+    x, g = ds[(0, 1)]
+    assert x.shape == (3, 32, 32) and x.dtype.is_floating_point is False and g == 2
+    cached = list((tmp_path / D.CACHE_DIRNAME).glob("*.npy"))
+    assert len(cached) == 1 and cached[0].name.endswith("_paper_32.npy")
+    x2, _ = ds[(5, 1)]
+    assert (x2 == x).all()
+
+
+def test_synth_dataset_is_deterministic_and_balanced():
+    synthetic = pytest.importorskip("retinaview.core.synthetic")
+    if not hasattr(synthetic, "generate"):
+        pytest.skip("synthetic generator not available")
+    ds = D.SynthDataset(6, seed=2, size=64, proportions=(0, 0, 0, 0, 1), fresh=True)
+    a, ga = ds[(0, 1)]
+    b, gb = ds[(0, 1)]
+    c, _ = ds[(1, 1)]
+    assert (a == b).all() and ga == gb == 4 and a.shape == (3, 64, 64)
+    assert not (a == c).all()
+    plain = D.SynthDataset(6, seed=2, size=64)
+    image, grade = plain.sample(0, 3)
+    ref = synthetic.generate(2 * D.SEED_STRIDE + 3, size=64)
+    assert grade == ref.grade and (image == ref.image).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "synth:x"], "synth:x: expected synth:N"),
+        (["--data", "synth:30:0", "--balance", "1,2"], "--balance 1,2: expected 5"),
+        (["--data", "synth:30:0", "--lr-steps", "a"], "--lr-steps a: expected epoch numbers"),
+    ],
+)
+def test_train_command_bad_input_is_one_line(tmp_path, capsys, args, message):
+    from retinaview.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "r"), "--workers", "0", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"retinaview: {message}") and err.count("\n") == 1
