@@ -26,6 +26,14 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--localisation",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also explain K synthetic images of each grade 1-4 and report the share of positive "
+        "score inside the lesion masks",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,6 +73,18 @@ def format_report(r: dict) -> str:
         if "both_eyes_qwk" in pat:
             text += f", both-eyes head per-eye QWK {_f(pat['both_eyes_qwk'])}"
         lines.append(text)
+    loc = r.get("localisation")
+    if loc:
+        lines.append(
+            f"lesion localisation (predicted class, total RF map): {_f(loc['inside_fraction'])} of the "
+            f"positive score on lesions covering {_f(loc['lesion_area_fraction'])} of the field of view "
+            f"(enrichment {_f(loc['enrichment'], '.1f')}x)"
+        )
+        for grade, row in loc["per_grade"].items():
+            lines.append(
+                f"  grade {grade}: {_f(row['inside_fraction'])} on {_f(row['lesion_area_fraction'])} "
+                f"of the FOV ({_f(row['enrichment'], '.1f')}x, n={row['n']})"
+            )
     return "\n".join(lines)
 
 
@@ -94,6 +114,12 @@ def run(args) -> int:
         head_path=args.patient_head,
         progress=progress,
     )
+    if args.localisation > 0:
+        from retinaview.core.model_loading import load_model
+        from retinaview.train.localisation import lesion_localisation
+
+        model = load_model(args.model, device=None if args.device == "auto" else args.device)
+        report["localisation"] = lesion_localisation(model, per_grade=args.localisation)
     if args.json:
         print(json.dumps(report))
     else:
