@@ -118,3 +118,15 @@ def test_cli_layers_table(capsys):
     assert main(["layers", "--model", "paper17"]) == 0
     out = capsys.readouterr().out
     assert "body.layer15" in out and "764" in out and "637" in out
+
+
+def test_partial_results_come_predicted_class_first(model, photo, result):
+    partials = []
+    final = retinaview.explain(model, photo, on_partial=partials.append)
+    assert len(partials) == 5
+    first = partials[0]
+    assert np.isfinite(first.total[final.grade]).all()
+    assert np.isnan(first.total[[c for c in range(5) if c != final.grade]]).all()
+    assert first.geometry is not None and first.fov.shape == (640, 640)
+    np.testing.assert_allclose(first.total[final.grade], final.total[final.grade])
+    np.testing.assert_allclose(final.total, result.total, rtol=1e-5, atol=1e-7)

@@ -20,7 +20,8 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
     ``image``: a path, a PIL image, an (H, W, 3) uint8 RGB array, or a `Preprocessed` from
     `retinaview.core.preprocess.preprocess`. The image goes through the model's preprocessing chain
     (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method (for ``rfscore``:
-    ``classes``, ``map_to_input_space``, ``sigma_factor``, ``batched``). Maps are at model input resolution;
+    ``classes``, ``map_to_input_space``, ``sigma_factor``, ``batched``, ``on_partial``: a callback that gets
+    the explanation after each class, the predicted class first). Maps are at model input resolution;
     ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
     """
     from retinaview.core.preprocess import Preprocessed, preprocess
@@ -32,9 +33,15 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
         if isinstance(image, Preprocessed)
         else preprocess(image, spec.preprocessing, spec.input_size)
     )
-    result = run_method(method, model, to_input(model, pre.image), **params)
-    result.fov = pre.fov
-    result.display = pre.display
-    result.geometry = pre.geometry
-    result.seconds = time.perf_counter() - t0
-    return result
+
+    def finish(result: Explanation) -> Explanation:
+        result.fov = pre.fov
+        result.display = pre.display
+        result.geometry = pre.geometry
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    on_partial = params.pop("on_partial", None)
+    if on_partial is not None:
+        params["on_partial"] = lambda partial: on_partial(finish(partial))
+    return finish(run_method(method, model, to_input(model, pre.image), **params))

@@ -14,7 +14,7 @@ from retinaview.core.errors import RetinaviewError
 from retinaview.core.explain.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input, spread_constant
 from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
 from retinaview.core.explain.result import Explanation, LayerRecord
-from retinaview.core.explain.rfscore import decompose
+from retinaview.core.explain.rfscore import Decomposition, iter_decompose, merge
 
 Method = Callable[..., Explanation]
 METHODS: dict[str, Method] = {}
@@ -76,29 +76,40 @@ def explain_rfscore(
     map_to_input_space: bool = True,
     sigma_factor: float = DEFAULT_SIGMA_FACTOR,
     batched: bool | None = None,
+    on_partial: Callable[[Explanation], None] | None = None,
 ) -> Explanation:
-    """Exact RF score propagation, hidden-space layer maps, and the total map in input space."""
+    """Exact RF score propagation, hidden-space layer maps, and the total map in input space.
+
+    ``on_partial`` receives an `Explanation` after each class (the predicted class first; the classes not
+    done yet are NaN), so a viewer can show the predicted class while the others are computed.
+    """
     spec = model.spec
     rfs = layer_rfs(model)
-    dec = decompose(
-        model, x, spec.explained_layers, spec.classifier, classes=classes, batched=batched
-    )
-    n = spec.num_classes
     size = tuple(x.shape[-2:])
-    total = None
-    if map_to_input_space:
-        total_t = dec.input.clone()
-        for layer, rf in zip(dec.layers, rfs, strict=True):
-            total_t += map_to_input(
-                layer.sk,
-                (rf.y.size, rf.x.size),
-                (rf.y.jump, rf.x.jump),
-                rf.offset,
-                size,
-                sigma_factor,
-            )
-        total_t += spread_constant(dec.bias, size, sigma_factor)
-        total = _expand(total_t, dec.order, n)
+    parts: list[Decomposition] = []
+    totals: list[torch.Tensor] = []
+    for part in iter_decompose(model, x, spec.explained_layers, spec.classifier, classes, batched):
+        parts.append(part)
+        if map_to_input_space:
+            total = part.input.clone()
+            for layer, rf in zip(part.layers, rfs, strict=True):
+                total += map_to_input(
+                    layer.sk,
+                    (rf.y.size, rf.x.size),
+                    (rf.y.jump, rf.x.jump),
+                    rf.offset,
+                    size,
+                    sigma_factor,
+                )
+            totals.append(total + spread_constant(part.bias, size, sigma_factor))
+        if on_partial is not None:
+            on_partial(_assemble(model, merge(parts), totals, rfs, size, sigma_factor))
+    return _assemble(model, merge(parts), totals, rfs, size, sigma_factor)
+
+
+def _assemble(model, dec: Decomposition, totals, rfs, size, sigma_factor) -> Explanation:
+    spec = model.spec
+    n = spec.num_classes
     layers = [
         LayerRecord(
             name=layer.name,
@@ -117,7 +128,7 @@ def explain_rfscore(
         probs=torch.softmax(dec.logits.double(), 0).numpy(),
         bias=_expand(dec.bias, dec.order, n),
         input=_expand(dec.input, dec.order, n),
-        total=total,
+        total=_expand(torch.cat(totals), dec.order, n) if totals else None,
         fov=np.ones(size, dtype=bool),
         layers=layers,
         features=None if dec.features is None else _expand(dec.features, dec.order, n),

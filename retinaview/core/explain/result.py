@@ -37,6 +37,9 @@ class Explanation:
     ``input``: (C, H, W) input-dependent map (x * df_c/dx summed over RGB). ``total``: (C, H, W) input map plus
     every layer's S_k and the bias spread to input space; ``total[c].sum() == logits[c]``.
     ``fov``: (H, W) bool. ``display``: (H, W, 3) uint8 of the model's view of the photograph.
+    ``features``: (C, F) feature scores w_cj * f_j at the classifier's input (paper17's layer 16), or None.
+    ``feature_maps``: (C, F, h, w) where each feature's score sits on the last explained layer's grid
+    (``feature_maps[c, j].sum() == features[c, j]``; for an average-pooled model a_j * w_cj / (h * w)), or None.
     """
 
     method: str
@@ -53,6 +56,7 @@ class Explanation:
     geometry: Any = None
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    feature_maps: np.ndarray | None = None
 
     @property
     def grade(self) -> int:
@@ -95,6 +99,8 @@ class Explanation:
             out["total"] = self.total
         if self.features is not None:
             out["features"] = self.features
+        if self.feature_maps is not None:
+            out["feature_maps"] = self.feature_maps
         for k, layer in enumerate(self.layers):
             out[f"si_{k}"] = layer.si
             out[f"sk_{k}"] = layer.sk

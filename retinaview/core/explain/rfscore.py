@@ -20,7 +20,7 @@ backward fall back to per-sample loops; on CUDA the batched form is used).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -234,9 +234,43 @@ def decompose(
     """RF score decomposition of ``model`` at the single input ``x`` (1, 3, H, W), already normalised.
 
     ``layer_names``: explained layers from input to output, each a cut of the network. ``classes``: which
-    classes, in order (default: all, the predicted class first; ``"predicted"``: that class alone). ``batched``: one batched backward over the
-    classes (default on CUDA) instead of one backward per class (default on CPU).
+    classes, in order (default: all, the predicted class first; ``"predicted"``: that class alone).
+    ``batched``: one batched backward over the classes (default on CUDA) instead of one backward per class
+    (default on CPU).
     """
+    return merge(list(iter_decompose(model, x, layer_names, classifier, classes, batched)))
+
+
+def merge(parts: Sequence[Decomposition]) -> Decomposition:
+    """One decomposition from the per-step parts of `iter_decompose`."""
+    first = parts[0]
+    return Decomposition(
+        logits=first.logits,
+        input=torch.cat([p.input for p in parts]),
+        layers=[
+            LayerMaps(
+                layer.name,
+                torch.cat([p.layers[k].si for p in parts]),
+                torch.cat([p.layers[k].sk for p in parts]),
+            )
+            for k, layer in enumerate(first.layers)
+        ],
+        bias=torch.cat([p.bias for p in parts]),
+        features=None if first.features is None else torch.cat([p.features for p in parts]),
+        order=[c for p in parts for c in p.order],
+    )
+
+
+def iter_decompose(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer_names: Sequence[str],
+    classifier: str | None = None,
+    classes: Sequence[int] | str | None = None,
+    batched: bool | None = None,
+) -> Iterator[Decomposition]:
+    """Like `decompose`, one class at a time (all at once when batched): the first part comes after one
+    forward and one backward pass, so a viewer can show the predicted class before the others are done."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError("decompose expects one image: a (1, 3, H, W) tensor")
     if model.training:
@@ -309,32 +343,32 @@ def decompose(
         sk = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
         return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk], tail.cpu()
 
-    parts = [maps(grads) for grads in _gradients(logits, wanted, classes, batched)]
-    input_map = torch.cat([p[0] for p in parts])
-    si_maps = [torch.cat([p[1][k] for p in parts]) for k in range(len(layer_events))]
-    sk_maps = [torch.cat([p[2][k] for p in parts]) for k in range(len(layer_events))]
-    tail = torch.cat([p[3] for p in parts])
-    feats = None
+    weight = None
     if features is not None and features.dim() == 2 and classifier:
         weight = dict(model.named_modules())[classifier].weight.detach()
-        feats = (weight[classes] * features.detach().reshape(1, -1)).cpu()
-    return Decomposition(
-        logits=logits.detach().cpu(),
-        input=input_map,
-        layers=[
-            LayerMaps(name, si, sk)
-            for name, si, sk in zip(layer_names, si_maps, sk_maps, strict=True)
-        ],
-        bias=tail,
-        features=feats,
-        order=classes,
-    )
+    logits_cpu = logits.detach().cpu()
+    for step, grads in _gradients(logits, wanted, classes, batched):
+        input_map, si_maps, sk_maps, tail = maps(grads)
+        feats = None
+        if weight is not None:
+            feats = (weight[step] * features.detach().reshape(1, -1)).cpu()
+        yield Decomposition(
+            logits=logits_cpu,
+            input=input_map,
+            layers=[
+                LayerMaps(name, si, sk)
+                for name, si, sk in zip(layer_names, si_maps, sk_maps, strict=True)
+            ],
+            bias=tail,
+            features=feats,
+            order=step,
+        )
 
 
 def _gradients(
     logits: torch.Tensor, wanted: list[torch.Tensor], classes: list[int], batched: bool | None
 ):
-    """Yield gradient lists d logits[c] / d t for every wanted t, leading dim = the classes of that step.
+    """Yield (classes of the step, gradients d logits[c] / d t for every wanted t, leading dim = those classes).
 
     Per class on the CPU (one backward each over the retained graph), all classes at once when batched.
     Yielding per class keeps memory at one class's gradients.
@@ -357,4 +391,7 @@ def _gradients(
         return
     for j, c in enumerate(classes):
         out = torch.autograd.grad(logits[c], wanted, retain_graph=j < n - 1, allow_unused=True)
-        yield [torch.zeros_like(t) if gr is None else gr for gr, t in zip(out, wanted, strict=True)]
+        yield (
+            [c],
+            [torch.zeros_like(t) if gr is None else gr for gr, t in zip(out, wanted, strict=True)],
+        )
