@@ -382,12 +382,15 @@ def _gradients(
         out = torch.autograd.grad(
             logits, wanted, grad_outputs=eye, is_grads_batched=True, allow_unused=True
         )
-        yield [
-            torch.zeros((n, *t.shape[1:]), dtype=t.dtype, device=t.device)
-            if gr is None
-            else gr[:, 0]
-            for gr, t in zip(out, wanted, strict=True)
-        ]
+        yield (
+            classes,
+            [
+                torch.zeros((n, *t.shape[1:]), dtype=t.dtype, device=t.device)
+                if gr is None
+                else gr[:, 0]
+                for gr, t in zip(out, wanted, strict=True)
+            ],
+        )
         return
     for j, c in enumerate(classes):
         out = torch.autograd.grad(logits[c], wanted, retain_graph=j < n - 1, allow_unused=True)
