@@ -23,8 +23,23 @@ def register(subparsers) -> None:
     p.add_argument(
         "--screenshot", metavar="FILE", help="save a screenshot of the window when ready, then exit"
     )
-    p.add_argument("--panel", choices=("overlay", "inspector"), default="overlay")
-    p.add_argument("--layer", type=int, metavar="N", help="layer shown by the inspector panel")
+    p.add_argument(
+        "--panel",
+        choices=("overlay", "inspector"),
+        default="overlay",
+        help="centre panel: the overlay viewer, or the layer-by-layer inspector",
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        metavar="N",
+        help="layer the inspector shows: 0 = input, 1..L the explained layers (default: the last)",
+    )
+    p.add_argument(
+        "--autoplay",
+        action="store_true",
+        help="with --panel inspector: walk through the layers, output to input, in a loop (demos)",
+    )
     p.add_argument("--size", metavar="WxH", help="window size, e.g. 1600x900 (screenshots)")
     # Numpy stand-in for the model: GUI tests and demos on machines without the model's dependencies.
     p.add_argument("--engine", choices=("torch", "fake"), default="torch", help=argparse.SUPPRESS)
@@ -72,6 +87,7 @@ def run(args) -> int:
         screenshot=args.screenshot,
         panel=args.panel,
         layer=args.layer,
+        autoplay=args.autoplay,
         size=_size(args.size),
     )
     return run_app(options, lambda: make_engine(args.engine, args.model))

@@ -16,14 +16,19 @@ from collections.abc import Callable
 import torch
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def median_time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median wall-clock and median CPU seconds (all threads of this process) of ``repeat`` runs.
+
+    CPU time is the steadier figure when other processes share the cores.
+    """
+    wall, cpu = [], []
     for _ in range(repeat):
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def naive_loop(model, x, layers):
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             model(x)
 
     forward()
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, tuple[float, float]]] = []
     t_fwd = median_time(forward, args.repeat)
     rows.append(("plain forward", t_fwd))
     rows.append(
@@ -134,13 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"model {spec.arch} ({spec.source}); input {tuple(x.shape)}; torch threads {torch.get_num_threads()}"
     )
-    print(f"{'what':<54} {'median s':>9} {'x forward':>10}")
-    for name, t in rows:
-        print(f"{name:<54} {t:>9.3f} {t / t_fwd:>10.2f}")
+    print(f"{'what':<54} {'wall s':>8} {'x fwd':>7} {'CPU s':>8} {'x fwd':>7}")
+    for name, (wall, cpu) in rows:
+        print(f"{name:<54} {wall:>8.3f} {wall / t_fwd[0]:>7.2f} {cpu:>8.3f} {cpu / t_fwd[1]:>7.2f}")
     full = dict(rows)["all classes, mapped to input (total map)"]
     if "Captum LayerGradientXActivation, every layer x class" in dict(rows):
         captum = dict(rows)["Captum LayerGradientXActivation, every layer x class"]
-        print(f"Captum loop / retinaview full mapped decomposition: {captum / full:.1f}x")
+        print(
+            f"Captum loop / retinaview full mapped decomposition: {captum[0] / full[0]:.1f}x wall, "
+            f"{captum[1] / full[1]:.1f}x CPU"
+        )
     print(f"peak RSS of this process through the retinaview rows: {peak_mb:.0f} MB")
     return 0
 

@@ -109,10 +109,41 @@ def _blur(a: np.ndarray, passes: int = 3) -> np.ndarray:
     return a
 
 
+# (name, rf, pooling factor) of the fake model's explained layers, input to output: a small CNN's geometry,
+# so the layer inspector has layers of different resolutions, receptive fields and jumps to show.
+FAKE_LAYERS = (("conv1", 3, 1), ("conv2", 8, 2), ("conv3", 20, 4), ("conv4", 44, 8))
+FAKE_FEATURES = 8
+
+
+def _pool(a: np.ndarray, f: int) -> np.ndarray:
+    """(..., n, n) -> (..., n // f, n // f) block sums (mass kept for the part that divides evenly)."""
+    if f == 1:
+        return a
+    h, w = a.shape[-2] // f, a.shape[-1] // f
+    a = a[..., : h * f, : w * f]
+    return a.reshape(*a.shape[:-2], h, f, w, f).sum((-3, -1))
+
+
+def _with_sum(maps: np.ndarray, sums: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Shift each class map inside ``where`` so that it sums to ``sums[c]`` exactly."""
+    out = maps.copy()
+    count = max(int(where.sum()), 1)
+    for k in range(len(sums)):
+        out[k][where] += (sums[k] - out[k].sum()) / count
+    return out
+
+
 def fake_explanation(
     display: np.ndarray, photo_hw: tuple[int, int], method: str = "rfscore", seconds: float = 0.0
 ) -> Explanation:
-    """An `Explanation` of a square (n, n, 3) uint8 image with exact conservation."""
+    """An `Explanation` of a square (n, n, 3) uint8 image with exact conservation at every layer cut.
+
+    Four explained layers (`FAKE_LAYERS`), per-layer S_i and S_k, feature scores of the last layer and the
+    total map assembled like the real method (input + every S_k mapped with the Gaussian prior + bias).
+    """
+    from retinaview.core.explain.gaussian_rf import spread_constant
+    from retinaview.engine.layers import map_maps
+
     n = display.shape[0]
     yy, xx = np.mgrid[0:n, 0:n]
     r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2)
@@ -124,17 +155,67 @@ def fake_explanation(
     red = display[..., 0].astype(np.float64) / 255.0 - 0.5
     waves = np.sin(xx / n * 7.0) * np.cos(yy / n * 5.0)
     c = len(logits)
-    inp = np.empty((c, n, n))
-    sk = np.empty((c, n, n))
+    pattern = np.empty((c, n, n))
     for k in range(c):
-        pattern = _blur(detail * (k - 2) * 4 + red * 0.3 * np.cos(k) + 0.2 * waves * (k - 1.5), 2)
-        pattern = np.where(fov, pattern, 0.0)
-        sk[k] = np.where(fov, 0.05 * np.sin(yy / n * (3 + k)), 0.0)
-        inp[k] = pattern - pattern.mean() + (logits[k] - bias[k] - sk[k].sum()) / (n * n)
-    total = inp + sk + bias[:, None, None] / (n * n)
-    layer = LayerRecord(
-        name="fake_layer", si=inp + sk, sk=sk, rf=n, jump=1, offset=(0.0, 0.0), shape=(c, n, n)
-    )
+        p = _blur(detail * (k - 2) * 4 + red * 0.3 * np.cos(k) + 0.2 * waves * (k - 1.5), 2)
+        pattern[k] = np.where(fov, p, 0.0)
+
+    # Hidden-space maps, layer by layer: S_k small and smooth, S_i the image pattern pooled to the layer's
+    # grid, shifted so that sum S_i(l) + sum of the S_k above l + bias = logit (the cut at l).
+    grids = []
+    sk_list = []
+    for li, (_name, rf, f) in enumerate(FAKE_LAYERS):
+        h = max(n // f, 1)
+        gy, gx = np.mgrid[0:h, 0:h]
+        inside = _pool(fov.astype(np.float64), f) > 0
+        sk = np.stack(
+            [
+                np.where(inside, 0.02 * f * np.sin(gy / h * (3 + k + li)) * np.cos(gx / h * 2), 0.0)
+                for k in range(c)
+            ]
+        )
+        grids.append((h, rf, f, inside))
+        sk_list.append(sk)
+    sk_sums = np.stack([sk.reshape(c, -1).sum(1) for sk in sk_list])
+    above = np.cumsum(sk_sums[::-1], 0)[::-1]  # above[l] = sum of S_k of layers l..L
+    layers = []
+    feature_maps = None
+    for li, ((name, rf, f), (h, _, _, inside)) in enumerate(zip(FAKE_LAYERS, grids, strict=True)):
+        after = above[li + 1] if li + 1 < len(FAKE_LAYERS) else np.zeros(c)
+        target = logits - bias - after
+        if li == len(FAKE_LAYERS) - 1:
+            chans = np.stack(
+                [
+                    np.roll(_pool(pattern, f), j, axis=-1) * (1 + 0.3 * np.cos(j))
+                    for j in range(FAKE_FEATURES)
+                ],
+                1,
+            )
+            chans = np.where(inside, chans, 0.0)
+            count = max(int(inside.sum()), 1) * FAKE_FEATURES
+            for k in range(c):
+                chans[k][:, inside] += (target[k] - chans[k].sum()) / count
+            feature_maps = chans
+            si = chans.sum(1)
+        else:
+            si = _with_sum(_pool(pattern, f), target, inside)
+        offset = (f - 1) / 2
+        layers.append(
+            LayerRecord(
+                name=name,
+                si=si,
+                sk=sk_list[li],
+                rf=rf,
+                jump=f,
+                offset=(offset, offset),
+                shape=(16 * (li + 1), h, h),
+            )
+        )
+    inp = _with_sum(pattern, logits - bias - above[0], fov)
+    total = inp.copy()
+    for layer in layers:
+        total += map_maps(layer.sk, layer.rf, layer.jump, layer.offset, (n, n))
+    total += spread_constant(bias, (n, n))
     e = np.exp(logits - logits.max())
     return Explanation(
         method=method,
@@ -144,8 +225,9 @@ def fake_explanation(
         input=inp.astype(np.float32),
         total=total.astype(np.float32),
         fov=fov,
-        layers=[layer],
-        features=None,
+        layers=layers,
+        features=feature_maps.sum((2, 3)),
+        feature_maps=feature_maps,
         class_names=CLASS_NAMES,
         display=display,
         geometry=SquareGeometry(tuple(photo_hw), n),

@@ -24,6 +24,7 @@ from retinaview.core.errors import RetinaviewError
 
 log = logging.getLogger(__name__)
 
+
 class _TrainWorker(QObject):
     """Lives in the job's thread; runs one training and keeps its outcome for `TrainingJob`."""
 

@@ -30,6 +30,7 @@ class ViewOptions:
     screenshot: str | None = None
     panel: str = "overlay"
     layer: int | None = None
+    autoplay: bool = False
     size: tuple[int, int] | None = None
 
 
@@ -63,6 +64,8 @@ def create_window(options: ViewOptions, engine):
         window.inspector_action.setChecked(True)
         if options.layer is not None:
             window.set_inspector_layer(options.layer)
+        if options.autoplay and window._inspector is not None:
+            window._inspector.autoplay.setChecked(True)
     # The window paints first; torch loads in the worker thread afterwards.
     QTimer.singleShot(0, engine.start)
     path = options.path or _default_path()
@@ -96,7 +99,7 @@ class ScreenshotWhenReady(QObject):
             return False
         if w.current is not None and w.viewer.result is None and not w.notices:
             return False
-        if w.progress.isVisible():
+        if w.progress.isVisible() or not w.inspector_ready():
             return False
         return w.browser.thumbnails.pending() == 0
 

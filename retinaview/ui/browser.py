@@ -144,7 +144,9 @@ class ImageListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._colour(e, col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return e.error or str(e.path)
+            # The name in full (the list elides long ones in the middle), then where it lies.
+            tip = f"{e.path.name}\n{e.path.parent}"
+            return f"{tip}\n{e.error}" if e.error else tip
         if role == Qt.ItemDataRole.TextAlignmentRole and col != COL_IMAGE:
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
@@ -274,7 +276,7 @@ class BrowserWidget(QWidget):
         header.setSectionResizeMode(COL_IMAGE, QHeaderView.ResizeMode.Stretch)
         for col in (COL_GRADE, COL_CONF, COL_TRUTH):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(col, 54 if col == COL_GRADE else 50)
+            header.resizeSection(col, 50 if col == COL_GRADE else 46)
         header.setHighlightSections(False)
         header.setSectionsClickable(False)
 

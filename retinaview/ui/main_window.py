@@ -45,6 +45,8 @@ from retinaview.ui.view_state import KIND_LABELS, THRESHOLD_MAX, ViewState
 
 NOTICE_MS = 8000
 DEFAULT_SIZE = (1440, 880)
+# Wide enough for names like "synthetic_grade4_2.jpg" beside the thumbnail and the three short columns.
+BROWSER_WIDTH = 420
 
 
 class MainWindow(QMainWindow):
@@ -77,7 +79,7 @@ class MainWindow(QMainWindow):
 
         self.browser = BrowserWidget()
         self.browser.setObjectName("panel")
-        self.browser.setMinimumWidth(260)
+        self.browser.setMinimumWidth(300)
         self.viewer = OverlayView()
         self.notice = QLabel()
         self.notice.setObjectName("notice")
@@ -128,7 +130,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([330, DEFAULT_SIZE[0] - 330 - 380, 380])
+        self.splitter.setSizes([BROWSER_WIDTH, DEFAULT_SIZE[0] - BROWSER_WIDTH - 380, 380])
         self.setCentralWidget(self.splitter)
 
         self._build_status_bar()
@@ -149,6 +151,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_state(self.controls.state)
         self._update_histogram_cut()
         self.resize(*DEFAULT_SIZE)
+        self._sized = False
         if restore:
             self._restore_geometry()
 
@@ -218,9 +221,25 @@ class MainWindow(QMainWindow):
         view.addAction(self._action("cycle_mode", "Next &Mode", self._cycle_mode))
         view.addAction(self._action("cycle_kind", "Next Map &Kind", self._cycle_kind))
         view.addAction(self._action("reset_zoom", "&Fit Photograph", self.viewer.reset_zoom))
+        view.addSeparator()
         self.inspector_action = QAction("Layer &Inspector", self, checkable=True)
+        self.inspector_action.setShortcuts(
+            [QKeySequence(k) for k in shortcuts.keys_for("toggle_inspector")]
+        )
         self.inspector_action.toggled.connect(self.show_inspector)
+        self.addAction(self.inspector_action)
+        self.actions["toggle_inspector"] = self.inspector_action
         view.addAction(self.inspector_action)
+        layers = view.addMenu("La&yers")
+        for name, text, method in (
+            ("layer_up", "Layer &Above", "step_up"),
+            ("layer_down", "Layer &Below", "step_down"),
+            ("walk_play", "&Walk Through the Layers", "toggle_play"),
+            ("toggle_space", "&Hidden / Input Space", "toggle_space"),
+        ):
+            layers.addAction(
+                self._action(name, text, lambda _=False, m=method: self._inspector_call(m))
+            )
 
         browse = bar.addMenu("&Browse")
         b = self.browser
@@ -262,7 +281,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.splitter.restoreState(state)
+            self._sized = self.splitter.restoreState(state)
 
     def save_settings(self) -> None:
         s = app_settings()
@@ -380,7 +399,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
-        if self._inspector is not None:
+        if self._inspector is not None and result.explanation.layers:
             self._inspector.set_result(result)
         self.resultShown.emit(result)
 
@@ -446,6 +465,8 @@ class MainWindow(QMainWindow):
     def _on_state(self, state: ViewState) -> None:
         old = self.viewer.state
         self.viewer.set_state(state)
+        if self._inspector is not None:
+            self._inspector.set_state(state)
         if (state.cls, state.kind, state.grid) != (old.cls, old.kind, old.grid):
             self._update_histogram()
         self._update_histogram_cut()
@@ -543,6 +564,16 @@ class MainWindow(QMainWindow):
         dialog.modelReady.connect(self.open_model)
         dialog.show()
 
+    def _inspector_call(self, method: str) -> None:
+        if self._inspector_shown():
+            getattr(self._inspector, method)()
+
+    def inspector_ready(self) -> bool:
+        """False while the inspector is shown and its layer is not drawn yet (screenshots wait for it)."""
+        if not self._inspector_shown() or self.current is None or self.notices:
+            return True
+        return self._inspector.ready()
+
     def _inspector_shown(self) -> bool:
         return self._inspector is not None and self.centre_stack.currentWidget() is self._inspector
 
@@ -554,9 +585,15 @@ class MainWindow(QMainWindow):
                 self.inspector_action.setChecked(False)
                 return
             self._inspector = mod.LayerInspector()
+            self._inspector.set_state(self.controls.state)
             self.centre_stack.addWidget(self._inspector)
         if self._inspector is None:
             return
+        # Zoom and pan carry over between the overlay and the inspector (same photograph coordinates).
+        if on and self._inspector.result is not None:
+            self._inspector.set_view_rect(self.viewer.panes()[0].box.viewRect())
+        elif not on and self._inspector.result is not None and self.viewer.result is not None:
+            self.viewer.panes()[0].box.setRange(self._inspector.view_rect(), padding=0)
         self.centre_stack.setCurrentWidget(self._inspector if on else self.viewer)
         if on and self.current is not None:
             self._on_current(self.current)
@@ -661,6 +698,18 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Saved {path}", 5000)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            # Sizes given before the first show are scaled to a guessed width; give them once the window
+            # has its real one.
+            self._sized = True
+            QTimer.singleShot(0, self._initial_sizes)
+
+    def _initial_sizes(self) -> None:
+        width = self.splitter.width()
+        self.splitter.setSizes([BROWSER_WIDTH, max(width - BROWSER_WIDTH - 380, 200), 380])
+
     # --- drag and drop, closing --------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -676,5 +725,7 @@ class MainWindow(QMainWindow):
         if self.persist:
             self.save_settings()
         self.engine.close()
+        if self._inspector is not None:
+            self._inspector.shutdown()
         self.browser.thumbnails.shutdown()
         super().closeEvent(event)

@@ -42,6 +42,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("cycle_kind", ("K",), "Total / input-dependent / constant map", "View"),
     Shortcut("toggle_colormap", ("C",), "Colour-blind-safe colours on / off", "View"),
     Shortcut("reset_zoom", ("F",), "Fit the photograph in the view", "View"),
+    Shortcut("toggle_inspector", ("L",), "Layer inspector on / off", "Layers"),
+    Shortcut("layer_up", ("PgUp",), "Inspector: the layer above (towards the output)", "Layers"),
+    Shortcut("layer_down", ("PgDown",), "Inspector: the layer below (towards the input)", "Layers"),
+    Shortcut("walk_play", ("W",), "Inspector: play / pause the walk-through", "Layers"),
+    Shortcut("toggle_space", ("H",), "Inspector: input space / hidden space", "Layers"),
     Shortcut("train_model", ("Ctrl+T",), "Train a model", "Tools"),
     Shortcut("show_shortcuts", ("F1",), "This table", "Help"),
 )

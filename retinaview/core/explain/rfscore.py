@@ -277,7 +277,12 @@ def iter_decompose(
         raise RetinaviewError("the model must be in eval mode for an exact decomposition")
     _disable_inplace(model)
     recorder = _Recorder(model, layer_names, classifier)
+    # Parameters that require gradients make every convolution's backward compute its weight gradient too,
+    # even when only activations are asked for: about 2x the backward cost. The graph is built without them.
+    params = [p for p in model.parameters() if p.requires_grad]
     try:
+        for p in params:
+            p.requires_grad_(False)
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             logits = model(x)
@@ -289,6 +294,8 @@ def iter_decompose(
         features = recorder.features
     finally:
         recorder.remove()
+        for p in params:
+            p.requires_grad_(True)
     logits = logits.reshape(-1)
     n_classes = logits.shape[0]
     first = int(logits.argmax())
