@@ -48,7 +48,7 @@ def test_aptos_header_detected(tmp_path):
     [
         ("", "labels.csv: empty file"),
         ("image,level\n", "labels.csv: no rows"),
-        ("name,grade\na,1\n", "labels.csv line 1: unknown columns"),
+        ("name,grade\na,1\n", "labels.csv line 1: expected columns"),
         ("image,level\na,0\nb,x\n", "labels.csv line 3: label 'x' is not a grade 0-4"),
         ("image,level\na,0\nb,7\n", "labels.csv line 3: label '7' is not a grade 0-4"),
         (

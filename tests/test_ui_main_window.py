@@ -193,8 +193,34 @@ def test_labels_csv_layouts(tmp_path):
     (tmp_path / "labels.csv").write_text("name,grade\nx,1\n")
     from retinaview.core.errors import DataError
 
-    with pytest.raises(DataError, match="labels.csv: expected columns"):
+    with pytest.raises(DataError, match="labels.csv line 1: expected columns"):
         read_labels(tmp_path)
     (tmp_path / "labels.csv").write_text("image,level\nx,7\n")
-    with pytest.raises(DataError, match="outside 0..4"):
+    with pytest.raises(DataError, match="line 2: label '7' is not a grade 0-4"):
         read_labels(tmp_path)
+
+
+def test_partial_result_shows_the_predicted_class_first(qtbot, folder):
+    engine = Engine(FakeBackend(delay=0.5, input_size=128, progressive=True))
+    win = MainWindow(engine, restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+        engine.start()
+    win.controls.change(grid=True)
+    with qtbot.waitSignal(win.partialShown, timeout=20_000) as partial:
+        win.open_path(folder / "eye0.png")
+    result = partial.args[0]
+    grade = result.grade
+    assert result.done == (grade,) and win.viewer.result is result
+    panes = win.viewer.grid_panes
+    assert [p.cls for p in panes] == [c if c == grade else None for c in range(5)]
+    assert panes[grade].overlay.image is not None
+    others = [p for c, p in enumerate(panes) if c != grade]
+    assert all(p.overlay.image is None and "computing" in p.title.text for p in others)
+    with qtbot.waitSignal(win.resultShown, timeout=20_000) as final:
+        pass
+    assert not final.args[0].partial
+    assert [p.cls for p in panes] == [0, 1, 2, 3, 4]
+    assert not any("computing" in p.title.text for p in panes)
+    win.close()

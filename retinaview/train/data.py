@@ -19,7 +19,6 @@ Items are ``(uint8 tensor (3, S, S), grade)``; the trainer converts to float and
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import os
@@ -33,13 +32,14 @@ import torch
 from torch.utils.data import Dataset
 
 from retinaview.core.errors import DataError, RetinaviewError
+from retinaview.core.io import IMAGE_SUFFIXES
+from retinaview.core.labels import read_label_rows
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
 SEED_STRIDE = 1_000_003
 CACHE_DIRNAME = ".retinaview-cache"
 LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
-HEADERS = {("image", "level"): "EyePACS", ("id_code", "diagnosis"): "APTOS"}
 _EYE = re.compile(r"^(?P<patient>.+)_(?P<eye>left|right)$", re.IGNORECASE)
 
 Key = tuple[int, int]  # (epoch, index)
@@ -312,47 +312,11 @@ def read_labels(
     csv_path = Path(csv_path)
     folder = Path(image_dir) if image_dir is not None else csv_path.parent
     name = csv_path.name
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{csv_path}: no such file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{csv_path}: not a text CSV file") from None
-    except OSError as exc:
-        raise DataError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
-    rows = list(csv.reader(text.splitlines()))
-    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
-    if not numbered:
-        raise DataError(f"{name}: empty file (expected a header image,level or id_code,diagnosis)")
-    header_line, header = numbered[0]
-    cols = tuple(c.strip().lower() for c in header)
-    if cols not in HEADERS:
-        raise DataError(
-            f"{name} line {header_line}: unknown columns {','.join(cols)!r} "
-            "(expected image,level or id_code,diagnosis)"
-        )
-    if len(numbered) == 1:
-        raise DataError(f"{name}: no rows after the header")
+    rows = read_label_rows(csv_path, NUM_GRADES)
     index = _image_index(folder)
     records: list[Record] = []
-    seen: dict[str, int] = {}
-    for line, row in numbered[1:]:
-        if len(row) != 2:
-            raise DataError(f"{name} line {line}: expected 2 fields, found {len(row)}")
-        image, label = row[0].strip(), row[1].strip()
-        if not image:
-            raise DataError(f"{name} line {line}: empty image name")
-        try:
-            grade = int(label)
-        except ValueError:
-            grade = -1
-        if not 0 <= grade < NUM_GRADES or label != str(grade):
-            raise DataError(f"{name} line {line}: label {label!r} is not a grade 0-4")
-        if image in seen:
-            raise DataError(
-                f"{name} line {line}: image {image!r} is listed twice (first on line {seen[image]})"
-            )
-        seen[image] = line
+    for row in rows:
+        line, image, grade = row.line, row.image, row.grade
         path = _resolve(folder, image, index)
         if path is None:
             raise DataError(f"{name} line {line}: image {image!r} not found in {folder}")
@@ -363,10 +327,6 @@ def read_labels(
 
 
 def _suffixes() -> tuple[str, ...]:
-    try:
-        from retinaview.core.io import IMAGE_SUFFIXES
-    except ImportError:  # pragma: no cover - io is part of core
-        return (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
     return tuple(IMAGE_SUFFIXES)
 
 
