@@ -74,7 +74,7 @@ def model_card(metrics: dict, provenance: dict, history: list[dict]) -> str:
         "## Training",
         "",
         f"- Command: `{provenance.get('command', 'see metrics.jsonl')}`",
-        f"- Data: {provenance.get('data', 'synthetic, generated on the fly')}",
+        f"- Training data: `{_data(provenance, 'train')}`; validation: `{_data(provenance, 'val')}`",
         f"- Seed: {provenance.get('seed', 0)}; epochs run: {metrics['epochs']}",
         "- Adam (lr 3e-4, steps down x0.1), batch 15, Kaiming initialisation, weighted-kappa loss log(1 - kappa)",
         "  plus cross-entropy, rotation/flip/brightness/contrast augmentation, class-balanced sampling.",
@@ -96,7 +96,8 @@ def model_card(metrics: dict, provenance: dict, history: list[dict]) -> str:
             ]
         ),
         "",
-        f"Best validation QWK during training: {val.get('qwk', float('nan')):.3f} (epoch {val.get('epoch', '?')}).",
+        f"Best validation QWK during training: {val.get('val_qwk', float('nan')):.3f} "
+        f"(epoch {val.get('epoch', '?')}, `{_data(provenance, 'val')}`, n = {val.get('val_n', '?')}).",
         "",
         "Confusion matrix (rows: true grade, columns: predicted):",
         "",
@@ -162,6 +163,11 @@ def model_card(metrics: dict, provenance: dict, history: list[dict]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _data(provenance: dict, key: str) -> str:
+    data = provenance.get("data")
+    return str(data.get(key, "?")) if isinstance(data, dict) else str(data)
 
 
 def _fmt(v, fmt: str = ".3f") -> str:
