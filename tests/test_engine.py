@@ -158,3 +158,52 @@ def test_ui_and_engine_do_not_import_torch():
         "import retinaview.commands.view; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_partial_results_come_first_and_are_never_cached(qtbot, engine_factory):
+    engine = engine_factory(backend=FakeBackend(delay=0.1, input_size=64, progressive=True))
+    delivered = []
+    engine.resultReady.connect(delivered.append)
+    img = _image(4)
+    with qtbot.waitSignal(
+        engine.resultReady, timeout=10_000, check_params_cb=lambda r: not r.partial
+    ):
+        engine.request(img)
+    *partials, final = delivered
+    # The predicted class first, one more class each time; the last class comes with the final result.
+    assert [len(r.done) for r in partials] == [1, 2, 3, 4]
+    assert partials[0].done == (final.grade,)
+    for r in partials:
+        for c in range(5):
+            index = r.maps["total"].index[c]
+            if r.is_done(c):
+                np.testing.assert_array_equal(index, final.maps["total"].index[c])
+            else:
+                assert not index.any() and r.maps["total"].sigma[c] == 0
+        np.testing.assert_array_equal(r.probs, final.probs)
+    assert final.done == () and all(final.is_done(c) for c in range(5))
+    assert np.isfinite(final.residual) and final.residual < 1e-5
+    assert len(engine.cache) == 1 and next(iter(engine.cache._items.values()))[0].partial is False
+    # Asked again: the cached final result only, no partials.
+    delivered.clear()
+    with qtbot.waitSignal(engine.resultReady, timeout=10_000):
+        engine.request(img.copy())
+    assert [(r.partial, r.cached) for r in delivered] == [(False, True)]
+
+
+def test_a_newer_request_stops_the_running_explanation(qtbot, engine_factory):
+    engine = engine_factory(backend=FakeBackend(delay=0.5, input_size=64, progressive=True))
+    with qtbot.waitSignal(engine.resultReady, timeout=10_000, check_params_cb=lambda r: r.partial):
+        first = engine.request(_image(5))
+    last = engine.request(_image(6))
+    delivered = []
+    engine.resultReady.connect(delivered.append)
+    with qtbot.waitSignal(
+        engine.resultReady,
+        timeout=10_000,
+        check_params_cb=lambda r: r.request.generation == last and not r.partial,
+    ):
+        pass
+    assert all(r.request.generation == last for r in delivered)
+    # The first image was given up between two classes: nothing of it was cached.
+    assert len(engine.cache) == 1 and first != last

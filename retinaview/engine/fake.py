@@ -8,7 +8,8 @@ GUI can be exercised in milliseconds instead of seconds. It is not a classifier.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,21 @@ class FakeBackend:
 
     ``delay``: seconds each explanation takes (to test that stale requests are dropped).
     ``fail_load``: names whose loading raises (to test model errors). ``input_size``: model resolution.
+    ``progressive``: explain class by class like the real method, calling ``on_partial`` after each class
+    (predicted class first, the others NaN) with ``delay`` spread evenly over the classes.
     """
 
-    def __init__(self, delay: float = 0.0, input_size: int = 256, fail_load: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        delay: float = 0.0,
+        input_size: int = 256,
+        fail_load: tuple[str, ...] = (),
+        progressive: bool = False,
+    ):
         self.delay = delay
         self.input_size = input_size
         self.fail_load = fail_load
+        self.progressive = progressive
         self.explained: list[tuple[int, int]] = []
 
     def load(self, name: str) -> tuple[FakeModel, ModelInfo]:
@@ -79,15 +89,56 @@ class FakeBackend:
         return e / e.sum()
 
     def explain(
-        self, model: FakeModel, image: np.ndarray, method: str, params: dict[str, Any]
+        self,
+        model: FakeModel,
+        image: np.ndarray,
+        method: str,
+        params: dict[str, Any],
+        on_partial: Callable[[Explanation], None] | None = None,
     ) -> Explanation:
         t0 = time.perf_counter()
-        if self.delay:
-            time.sleep(self.delay)
         n = model.input_size
         display = _square(image, n)
         self.explained.append(image.shape[:2])
-        return fake_explanation(display, image.shape[:2], method, time.perf_counter() - t0)
+        ex = fake_explanation(display, image.shape[:2], method)
+        if not self.progressive:
+            if self.delay:
+                time.sleep(self.delay)
+            ex.seconds = time.perf_counter() - t0
+            return ex
+        c = len(ex.logits)
+        order = [ex.grade, *(k for k in range(c) if k != ex.grade)]
+        for i in range(1, c + 1):
+            if self.delay:
+                time.sleep(self.delay / c)
+            if on_partial is not None:
+                on_partial(_only(ex, order[:i], time.perf_counter() - t0))
+        ex.params = {"classes": order}
+        ex.seconds = time.perf_counter() - t0
+        return ex
+
+
+def _only(ex: Explanation, classes: list[int], seconds: float) -> Explanation:
+    """A copy of ``ex`` with the maps of the classes not in ``classes`` set to NaN (a partial result)."""
+    todo = [k for k in range(len(ex.logits)) if k not in classes]
+
+    def nan(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.result_type(a.dtype, np.float32), copy=True)
+        a[todo] = np.nan
+        return a
+
+    layers = [replace(r, si=nan(r.si), sk=nan(r.sk)) for r in ex.layers]
+    return replace(
+        ex,
+        input=nan(ex.input),
+        total=nan(ex.total),
+        bias=nan(ex.bias),
+        layers=layers,
+        features=nan(ex.features),
+        feature_maps=None,
+        params={"classes": list(classes)},
+        seconds=seconds,
+    )
 
 
 def _square(image: np.ndarray, n: int) -> np.ndarray:

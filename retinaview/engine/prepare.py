@@ -8,6 +8,7 @@ never touches the float map again. sigma is the standard deviation over the FOV 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,20 +50,25 @@ class PreparedMaps:
         return n_sigma * float(self.sigma[c]) / scale * HALF_RANGE
 
 
-def prepare_maps(maps: np.ndarray, fov: np.ndarray | None) -> PreparedMaps:
-    """(C, H, W) float maps and an (H, W) bool FOV -> `PreparedMaps`."""
+def prepare_maps(
+    maps: np.ndarray, fov: np.ndarray | None, classes: Sequence[int] | None = None
+) -> PreparedMaps:
+    """(C, H, W) float maps and an (H, W) bool FOV -> `PreparedMaps`.
+
+    ``classes``: the classes to prepare (default all); the others (not computed yet, NaN) are left empty:
+    index 0 everywhere (drawn transparent), sigma and scale 0, no histogram counts.
+    """
     maps = np.asarray(maps, dtype=np.float32)
     c, h, w = maps.shape
     if fov is None or fov.shape != (h, w) or not fov.any():
         fov = np.ones((h, w), dtype=bool)
-    index = np.empty((c, h, w), dtype=np.uint8)
+    index = np.full((c, h, w), OUTSIDE_INDEX, dtype=np.uint8)
     sigma = np.zeros(c, dtype=np.float64)
     scale = np.zeros(c, dtype=np.float64)
     hist = np.zeros((c, len(HIST_EDGES) - 1), dtype=np.int64)
-    inside = maps[:, fov]
     outside = ~fov
-    for k in range(c):
-        values = inside[k]
+    for k in range(c) if classes is None else classes:
+        values = maps[k][fov]
         s = float(np.std(values, dtype=np.float64))
         peak = float(np.max(np.abs(values))) if values.size else 0.0
         L = min(peak, SATURATE_SIGMA * s) if s > 0 else peak
@@ -81,11 +87,14 @@ def prepare_maps(maps: np.ndarray, fov: np.ndarray | None) -> PreparedMaps:
     return PreparedMaps(index, sigma, scale, hist, float(fov.mean()))
 
 
-def prepare_explanation(explanation) -> dict[str, PreparedMaps]:
-    """Prepared maps of every kind the explanation has (``constant`` = total - input)."""
+def prepare_explanation(
+    explanation, classes: Sequence[int] | None = None
+) -> dict[str, PreparedMaps]:
+    """Prepared maps of every kind the explanation has (``constant`` = total - input), of ``classes``
+    (default all)."""
     fov = explanation.fov
-    out = {"input": prepare_maps(explanation.input, fov)}
+    out = {"input": prepare_maps(explanation.input, fov, classes)}
     if explanation.total is not None:
-        out["total"] = prepare_maps(explanation.total, fov)
-        out["constant"] = prepare_maps(explanation.total - explanation.input, fov)
+        out["total"] = prepare_maps(explanation.total, fov, classes)
+        out["constant"] = prepare_maps(explanation.total - explanation.input, fov, classes)
     return out

@@ -74,7 +74,9 @@ class ExplainResult:
     ``photo``: (H, W, 3) uint8 photograph the maps are drawn on. ``to_photo``: (a_y, b_y, a_x, b_x), the
     affine map from a model-input pixel index to a photograph pixel index (y_photo = a_y * y + b_y).
     ``maps``: prepared maps per kind (``total``, ``input``, ``constant``). ``explanation``: the core's
-    `Explanation` with float32 maps (layers only when the request kept them).
+    `Explanation` with float32 maps (layers only when the request kept them). ``partial``: only the classes
+    in ``done`` are computed yet (the others are NaN, their prepared maps empty, ``residual`` NaN); a partial
+    result is shown while the final one is computed, and is never cached.
     """
 
     request: ExplainRequest
@@ -87,6 +89,12 @@ class ExplainResult:
     model: ModelInfo
     seconds: float
     cached: bool = False
+    partial: bool = False
+    done: tuple[int, ...] = ()
+
+    def is_done(self, c: int) -> bool:
+        """Whether class ``c``'s maps are computed (always, for a final result)."""
+        return not self.partial or c in self.done
 
     @property
     def probs(self) -> np.ndarray:

@@ -97,7 +97,8 @@ class ScreenshotWhenReady(QObject):
         w = self.window
         if w.engine.model_info is None:
             return False
-        if w.current is not None and w.viewer.result is None and not w.notices:
+        result = w.viewer.result
+        if w.current is not None and (result is None or result.partial) and not w.notices:
             return False
         if w.progress.isVisible() or not w.inspector_ready():
             return False

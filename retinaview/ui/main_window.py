@@ -7,7 +7,6 @@ asking the engine for anything.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,9 @@ class MainWindow(QMainWindow):
     """``engine``: a started or not-yet-started `retinaview.engine.worker.Engine`; the window owns it and
     closes it on close. ``method`` / ``params``: the explanation asked for every image."""
 
+    # resultShown: the final result of the current image; partialShown: the classes computed so far.
     resultShown = Signal(object)
+    partialShown = Signal(object)
     noticeShown = Signal(str)
 
     def __init__(
@@ -395,10 +396,14 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_result(self, result: ExplainResult) -> None:
+        """A final result, or a partial one (the predicted class first) that the final one replaces."""
         entry = self.browser.model.entry(result.request.path) if result.request.path else None
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
+        if result.partial:
+            self.partialShown.emit(result)
+            return
         if self._inspector is not None and result.explanation.layers:
             self._inspector.set_result(result)
         self.resultShown.emit(result)
@@ -544,22 +549,12 @@ class MainWindow(QMainWindow):
             f"{info.device if info else ''}"
         )
 
-    # --- optional parts written elsewhere: imported when used, a notice when missing -----------------
-    def _optional(self, module: str, what: str):
-        try:
-            return importlib.import_module(f"retinaview.ui.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"retinaview.ui.{module}":
-                self.show_notice(f"{what} is not available in this build")
-                return None
-            raise
-
+    # --- parts imported when first used (they are not needed to show the window) -----------------------
     @Slot()
     def open_training(self) -> None:
-        mod = self._optional("train_dialog", "Training")
-        if mod is None:
-            return
-        dialog = mod.TrainDialog(self)
+        from retinaview.ui.train_dialog import TrainDialog
+
+        dialog = TrainDialog(self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.modelReady.connect(self.open_model)
         dialog.show()
@@ -580,11 +575,9 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def show_inspector(self, on: bool) -> None:
         if on and self._inspector is None:
-            mod = self._optional("layer_inspector", "The layer inspector")
-            if mod is None:
-                self.inspector_action.setChecked(False)
-                return
-            self._inspector = mod.LayerInspector()
+            from retinaview.ui.layer_inspector import LayerInspector
+
+            self._inspector = LayerInspector()
             self._inspector.set_state(self.controls.state)
             self.centre_stack.addWidget(self._inspector)
         if self._inspector is None:
@@ -599,22 +592,22 @@ class MainWindow(QMainWindow):
             self._on_current(self.current)
 
     def set_inspector_layer(self, layer: int) -> None:
-        if self._inspector is not None and hasattr(self._inspector, "set_layer"):
+        if self._inspector is not None:
             self._inspector.set_layer(layer)
 
-    def _export_target(self, title: str, suffixes: str) -> tuple[object, Path] | None:
+    def _export_target(self, title: str, suffixes: str) -> Path | None:
         result = self.viewer.result
         if result is None:
             self.show_notice("Nothing to export yet: open an image first")
             return None
-        mod = self._optional("export", "Export")
-        if mod is None:
+        c = self.viewer.shown_classes()[0]
+        if not result.is_done(c):
+            self.show_notice(f"Class {c} is still being computed: export it when it is shown")
             return None
         stem = result.request.path.stem if result.request.path else "retinaview"
-        c = self.viewer.shown_classes()[0]
         start = Path(self.last_folder()) / f"{stem}_class{c}_{self.viewer.current_kind()}"
         path, _ = QFileDialog.getSaveFileName(self, title, str(start), suffixes)
-        return (mod, Path(path)) if path else None
+        return Path(path) if path else None
 
     def current_map(self, photo_space: bool = True) -> np.ndarray:
         """The float map shown now (first shown class), on the photograph's pixels when possible."""
@@ -653,14 +646,15 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def export_png(self) -> None:
-        target = self._export_target("Export the view as PNG", "PNG image (*.png)")
-        if target is None:
+        from retinaview.ui.export import save_view_png
+
+        path = self._export_target("Export the view as PNG", "PNG image (*.png)")
+        if path is None:
             return
-        mod, path = target
         st = self.controls.state
         self._run_export(
             path,
-            lambda: mod.save_view_png(
+            lambda: save_view_png(
                 path,
                 self.viewer.result.photo,
                 self.current_map(),
@@ -673,22 +667,23 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def export_gif(self) -> None:
-        target = self._export_target("Export an animated GIF", "GIF animation (*.gif)")
-        if target is None:
+        from retinaview.ui.export import save_blend_gif
+
+        path = self._export_target("Export an animated GIF", "GIF animation (*.gif)")
+        if path is None:
             return
-        mod, path = target
         self._run_export(
-            path,
-            lambda: mod.save_blend_gif(path, self.viewer.result.photo, self._photo_mask_rgba()),
+            path, lambda: save_blend_gif(path, self.viewer.result.photo, self._photo_mask_rgba())
         )
 
     @Slot()
     def export_map(self) -> None:
-        target = self._export_target("Export the map", "NumPy array (*.npy);;CSV table (*.csv)")
-        if target is None:
+        from retinaview.ui.export import save_map
+
+        path = self._export_target("Export the map", "NumPy array (*.npy);;CSV table (*.csv)")
+        if path is None:
             return
-        mod, path = target
-        self._run_export(path, lambda: mod.save_map(path, self.current_map()))
+        self._run_export(path, lambda: save_map(path, self.current_map()))
 
     def _run_export(self, path: Path, write) -> None:
         try:

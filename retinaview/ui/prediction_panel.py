@@ -105,6 +105,15 @@ class PredictionPanel(QWidget):
             self._values["truth"].setText(
                 f"<span style='color:{'#7bd88f' if ok else '#ff6e6e'}'>{truth} · {mark}</span>"
             )
+        if result.partial:
+            done, total = len(result.done), len(result.probs)
+            self._values["residual"].setText(
+                f"<span style='color:{MUTED}'>when all are done</span>"
+            )
+            self._values["time"].setText(
+                f"<span style='color:{MUTED}'>{done} of {total} classes so far…</span>"
+            )
+            return
         self._values["residual"].setText(f"residual {result.residual:.1e}")
         self._values["residual"].setToolTip(
             "Worst relative error of sum(map) + constants + bias = logit, over classes and layers"
