@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             median_time(lambda: explain_rfscore(model, x), args.repeat),
         )
     )
+    peak_mb = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )  # before the naive loop and Captum
     rows.append(
         (
             "naive loop: forward + backward per class",
@@ -135,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         except ImportError:
             print("captum not installed: skipping its row")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"model {spec.arch} ({spec.source}); input {tuple(x.shape)}; torch threads {torch.get_num_threads()}"
     )
