@@ -166,3 +166,23 @@ def test_training_mode_and_non_affine_norms_are_refused():
     gn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.ReLU()).eval()
     with pytest.raises(RetinaviewError, match="GroupNorm"):
         decompose(gn, torch.randn(1, 3, 8, 8), ["2"])
+
+
+def test_batchnorm_folding_gives_the_same_decomposition():
+    from retinaview.core.explain.fold import fold_batchnorm, folded_for_explanation
+
+    model = random_model("paper17", torch.float64)
+    folded, count = fold_batchnorm(model)
+    assert count == 15
+    x = torch.randn(1, 3, 640, 640, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    a = decompose(model, x, model.spec.explained_layers, "classifier")
+    b = decompose(folded, x, model.spec.explained_layers, "classifier")
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(a.input, b.input, rtol=1e-8, atol=1e-10)
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        torch.testing.assert_close(la.si, lb.si, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(la.sk, lb.sk, rtol=1e-8, atol=1e-10)
+    assert folded_for_explanation(model) is folded_for_explanation(model)  # cached
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0)  # weights changed: the cache notices
+    assert folded_for_explanation(model).classifier.bias[0] == model.classifier.bias[0]

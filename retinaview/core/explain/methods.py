@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from retinaview.core.errors import RetinaviewError
+from retinaview.core.explain.fold import folded_for_explanation
 from retinaview.core.explain.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input, spread_constant
 from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
 from retinaview.core.explain.result import Explanation, LayerRecord
@@ -77,8 +78,12 @@ def explain_rfscore(
     sigma_factor: float = DEFAULT_SIGMA_FACTOR,
     batched: bool | None = None,
     on_partial: Callable[[Explanation], None] | None = None,
+    fold: bool = True,
 ) -> Explanation:
     """Exact RF score propagation, hidden-space layer maps, and the total map in input space.
+
+    ``fold``: decompose a copy with batch norm folded into the convolutions before it (the same function and
+    the same decomposition, at float precision, for less work).
 
     ``on_partial`` receives an `Explanation` after each class (the predicted class first; the classes not
     done yet are NaN), so a viewer can show the predicted class while the others are computed.
@@ -88,7 +93,8 @@ def explain_rfscore(
     size = tuple(x.shape[-2:])
     parts: list[Decomposition] = []
     totals: list[torch.Tensor] = []
-    for part in iter_decompose(model, x, spec.explained_layers, spec.classifier, classes, batched):
+    net = folded_for_explanation(model) if fold else model
+    for part in iter_decompose(net, x, spec.explained_layers, spec.classifier, classes, batched):
         parts.append(part)
         if map_to_input_space:
             total = part.input.clone()
