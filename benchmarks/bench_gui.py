@@ -66,6 +66,23 @@ def time_to_window(runs: int) -> list[float]:
     return out
 
 
+def stall_probe():
+    """A 5 ms QTimer and its list of gaps: the longest gap is the longest GUI-thread stall."""
+    from PySide6.QtCore import QTimer
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=5)
+    timer.timeout.connect(tick)
+    return timer, gaps, last
+
+
 def make_window(backend, settings_dir: str):
     os.environ["RETINAVIEW_SETTINGS_DIR"] = settings_dir
     from retinaview.engine.worker import Engine
@@ -205,23 +222,13 @@ def bench_rss(tmp: Path, settings: str, n: int) -> None:
 
 def bench_stall(tmp: Path, settings: str) -> None:
     """The real engine: torch import, model load and one explanation, while a 5 ms timer ticks."""
-    from PySide6.QtCore import QTimer
-
     from retinaview.engine.backend import TorchBackend
 
     folder = tmp / "stall"
     folder.mkdir()
     write_images(folder, 1, 1000)
     app, window = make_window(TorchBackend(), settings)
-    gaps, last = [], [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(tick)
+    timer, gaps, last = stall_probe()
     timer.start()
     shown = []
     window.resultShown.connect(shown.append)

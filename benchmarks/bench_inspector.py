@@ -24,24 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks.bench_gui import make_window, wait_for, write_images
-
-
-def _probe(app):
-    """A 5 ms QTimer; returns (timer, gaps list): the longest gap is the longest GUI-thread stall."""
-    from PySide6.QtCore import QTimer
-
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(tick)
-    return timer, gaps, last
+from benchmarks.bench_gui import make_window, stall_probe, wait_for, write_images
 
 
 def run(real: bool, size: int = 640) -> int:
@@ -76,7 +59,7 @@ def run(real: bool, size: int = 640) -> int:
         # Cold: nothing mapped ahead (empty the cache first, so every layer is mapped on demand).
         inspector.mapper.cache.clear()
         cold, stalls, mapping = [], [], []
-        timer, gaps, last = _probe(app)
+        timer, gaps, last = stall_probe()
         for n in numbers[::-1]:
             inspector.mapper.cache.clear()
             gaps.clear()

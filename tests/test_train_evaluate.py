@@ -9,30 +9,12 @@ import pytest
 import torch
 
 from retinaview.cli import main
+from retinaview.core import synthetic
 from retinaview.core.checkpoint import save_checkpoint
 from retinaview.core.models.registry import build_model
 from retinaview.train.metrics import quadratic_weighted_kappa
 from retinaview.train.patient import PatientHead, fit_head, load_head, pair_features
-
-synthetic = pytest.importorskip("retinaview.core.synthetic")
-if not hasattr(synthetic, "generate"):
-    pytest.skip("synthetic generator not available", allow_module_level=True)
-
-
-class FakeSample:
-    def __init__(self, image, grade):
-        self.image, self.grade = image, grade
-
-
-def fake_generate(
-    seed, grade=None, size=640, frequencies=synthetic.DEFAULT_CLASS_FREQUENCIES, eye=None
-):
-    rng = np.random.default_rng(seed)
-    if grade is None:
-        grade = int(rng.choice(5, p=np.asarray(frequencies) / sum(frequencies)))
-    image = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
-    image[..., 0] += np.uint8(40 * grade)
-    return FakeSample(image, grade)
+from tests.helpers_train import fake_generate
 
 
 @pytest.fixture

@@ -12,34 +12,15 @@ import pytest
 import torch
 from torch import nn
 
+from retinaview.core import synthetic
 from retinaview.core.checkpoint import read_checkpoint
 from retinaview.core.errors import DataError
 from retinaview.core.models.registry import DR_CLASSES, ModelSpec
 from retinaview.train.trainer import TrainConfig, train
-
-synthetic = pytest.importorskip("retinaview.core.synthetic")
-if not hasattr(synthetic, "generate"):
-    pytest.skip("synthetic generator not available", allow_module_level=True)
+from tests.helpers_train import fake_generate
 
 SIZE = 64
 REAL_GENERATE = synthetic.generate
-
-
-class FakeSample:
-    def __init__(self, image, grade):
-        self.image, self.grade = image, grade
-
-
-def fake_generate(
-    seed, grade=None, size=640, frequencies=synthetic.DEFAULT_CLASS_FREQUENCIES, eye=None
-):
-    """A cheap learnable stand-in: the grade sets the red level of a noisy disc."""
-    rng = np.random.default_rng(seed)
-    if grade is None:
-        grade = int(rng.choice(5, p=np.asarray(frequencies) / sum(frequencies)))
-    image = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
-    image[..., 0] += np.uint8(40 * grade)
-    return FakeSample(image, grade)
 
 
 @pytest.fixture(autouse=True)

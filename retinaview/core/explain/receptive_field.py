@@ -12,7 +12,6 @@ Where branches meet, the field is the union of the branches' fields.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -196,7 +195,3 @@ def paper_rf_sizes(n_layers: int = 15) -> list[int]:
         r = r + 2 * 2 ** (i // 2) if i < 14 else r + 2**7
         sizes.append(r)
     return sizes
-
-
-def is_power_of_two(n: int) -> bool:
-    return n > 0 and math.log2(n).is_integer()
