@@ -208,6 +208,8 @@ class SynthDataset(Dataset):
         seed: int = 0,
         size: int = 640,
         *,
+        chain: str = "paper",
+        image_size: int | None = None,
         proportions: Sequence[float] | None = None,
         fresh: bool = False,
         augment: AugmentConfig | None = None,
@@ -217,6 +219,8 @@ class SynthDataset(Dataset):
         self.n = n
         self.seed = seed
         self.size = size
+        self.chain = chain
+        self.image_size = int(image_size or size)
         self.proportions = None if proportions is None else tuple(float(p) for p in proportions)
         self.fresh = fresh
         self.augment = augment
@@ -226,7 +230,7 @@ class SynthDataset(Dataset):
     def describe(self) -> str:
         bal = "" if self.proportions is None else f" balanced {list(self.proportions)}"
         fresh = " fresh per epoch" if self.fresh else ""
-        return f"synth:{self.n}:{self.seed} at {self.size}px{bal}{fresh}"
+        return f"synth:{self.n}:{self.seed} ({self.chain} at {self.size}px){bal}{fresh}"
 
     def __len__(self) -> int:
         return self.n
@@ -241,12 +245,18 @@ class SynthDataset(Dataset):
         return int(rng.choice(NUM_GRADES, p=np.asarray(self.proportions)))
 
     def sample(self, epoch: int, index: int) -> tuple[np.ndarray, int]:
-        """(image (S, S, 3) uint8, grade) of one item, unaugmented."""
+        """(image (S, S, 3) uint8, grade) of one item, unaugmented.
+
+        The generated photograph goes through the model's preprocessing chain, exactly as a photograph
+        opened in the viewer or given to ``retinaview explain`` does, so that training, evaluation and
+        explanation see the same input.
+        """
         s = self.item_seed(epoch, index)
         g = self.requested_grade(s)
         path = None
         if self.cache_dir is not None:
-            path = self.cache_dir / f"synth_{s}_{'n' if g is None else g}_{self.size}.npz"
+            name = f"synth_{s}_{'n' if g is None else g}_{self.image_size}_{self.chain}_{self.size}.npz"
+            path = self.cache_dir / name
             if path.exists():
                 try:
                     with np.load(path) as z:
@@ -255,8 +265,8 @@ class SynthDataset(Dataset):
                     pass  # a broken cache entry is regenerated
         from retinaview.core.synthetic import generate
 
-        smp = generate(s, grade=g, size=self.size)
-        image, grade = np.ascontiguousarray(smp.image, dtype=np.uint8), int(smp.grade)
+        smp = generate(s, grade=g, size=self.image_size)
+        image, grade = preprocess_uint8(smp.image, self.chain, self.size), int(smp.grade)
         if path is not None:
             _atomic_save(path, lambda fh: np.savez(fh, image=image, grade=grade))
         return image, grade
@@ -460,20 +470,26 @@ def cached_preprocess(
         except (OSError, ValueError):
             pass  # a broken cache entry is recomputed
     from retinaview.core.io import load_image
-    from retinaview.core.preprocess import preprocess
 
     try:
-        image = load_image(path)
-        pre = preprocess(image, chain=chain, size=size)
+        arr = preprocess_uint8(load_image(path), chain, size)
     except RetinaviewError as exc:
         raise DataError(str(exc)) from None
-    arr = np.clip(np.asarray(pre.image, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     try:
         root.mkdir(parents=True, exist_ok=True)
         _atomic_save(cache, lambda fh: np.save(fh, arr))
     except OSError:
         pass  # caching is an optimisation; a read-only disk still trains
     return arr
+
+
+def preprocess_uint8(image: np.ndarray, chain: str, size: int) -> np.ndarray:
+    """The model's input of one photograph as (size, size, 3) uint8: the same `preprocess` call as the
+    viewer and ``retinaview explain`` (the one input path), rounded to 8 bits for caching."""
+    from retinaview.core.preprocess import preprocess
+
+    pre = preprocess(image, chain=chain, size=size)
+    return np.clip(np.asarray(pre.image, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _atomic_save(path: Path, write) -> None:
@@ -524,6 +540,7 @@ def build_dataset(
     aug_seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     records: list[Record] | None = None,
+    image_size: int | None = None,
 ) -> SynthDataset | FolderDataset:
     """A dataset for one source; ``records`` overrides a folder's records (after a patient split)."""
     if isinstance(source, str):
@@ -533,6 +550,8 @@ def build_dataset(
             source.n,
             source.seed,
             size,
+            chain=chain,
+            image_size=image_size,
             proportions=proportions,
             fresh=fresh,
             augment=augment,

@@ -47,7 +47,7 @@ def build_eval_dataset(source: str, spec: ModelSpec, labels: str | None = None):
         from retinaview.train.patient import SynthPairDataset, parse_pairs
 
         n, seed = parse_pairs(source)
-        return SynthPairDataset(n, seed, spec.input_size)
+        return SynthPairDataset(n, seed, spec.input_size, spec.preprocessing)
     return D.build_dataset(
         D.parse_source(source, labels), size=spec.input_size, chain=spec.preprocessing
     )

@@ -57,10 +57,11 @@ def patient_grades(seed: int) -> tuple[int, int]:
 class SynthPairDataset(torch.utils.data.Dataset):
     """2P synthetic images of P patients; ``records`` carry patient and eye for pairing."""
 
-    def __init__(self, patients: int, seed: int = 0, size: int = 640) -> None:
+    def __init__(self, patients: int, seed: int = 0, size: int = 640, chain: str = "paper") -> None:
         self.patients = patients
         self.seed = seed
         self.size = size
+        self.chain = chain
         self.records = [
             D.Record(Path(f"synth-{seed}-{p}_{eye}"), -1, f"{p}_{eye}", str(p), eye)
             for p in range(patients)
@@ -85,7 +86,7 @@ class SynthPairDataset(torch.utils.data.Dataset):
             smp = generate(base * 2 + side, grade=grade, size=self.size, eye=eye)
         except TypeError:  # a generator without the eye argument
             smp = generate(base * 2 + side, grade=grade, size=self.size)
-        image = np.ascontiguousarray(smp.image, dtype=np.uint8)
+        image = D.preprocess_uint8(smp.image, self.chain, self.size)
         return torch.from_numpy(image).permute(2, 0, 1).contiguous(), int(smp.grade)
 
 
@@ -191,7 +192,7 @@ def load_head(path: str | os.PathLike) -> PatientHead:
 def _dataset(source: str, spec, labels: str | None):
     if source.startswith(("synth:", "synthpairs:")):
         n, seed = parse_pairs(source)
-        return SynthPairDataset(n, seed, spec.input_size)
+        return SynthPairDataset(n, seed, spec.input_size, spec.preprocessing)
     return D.build_dataset(
         D.parse_source(source, labels), size=spec.input_size, chain=spec.preprocessing
     )
