@@ -14,7 +14,7 @@ import importlib
 import multiprocessing
 import sys
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
 
 COMMANDS = (
     "view",

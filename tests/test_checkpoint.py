@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from retinaview.core.checkpoint import load_checkpoint, save_checkpoint
-from retinaview.core.errors import CheckpointError
+from retinaview.core.common.errors import CheckpointError
 from retinaview.core.model_loading import load_model
 from retinaview.core.models.registry import build_model
 

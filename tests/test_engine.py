@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retinaview.core.explain.masks import nsigma_mask
+from retinaview.core.common.masks import nsigma_mask
 from retinaview.engine.cache import ResultCache
 from retinaview.engine.fake import FakeBackend, fake_explanation
 from retinaview.engine.prepare import prepare_maps

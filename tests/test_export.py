@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retinaview.core.colormaps import lut
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.colormaps import lut
+from retinaview.core.common.errors import RetinaviewError
 from retinaview.ui.export import render_overlay, save_blend_gif, save_map, save_view_png
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retinaview.core.errors import ImageError, RetinaviewError
-from retinaview.core.io import (
+from retinaview.core.common.errors import ImageError, RetinaviewError
+from retinaview.core.common.io import (
     IMAGE_SUFFIXES,
     coerce_image,
     file_digest,

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 import retinaview.core.api as api
-from retinaview.core.explain.result import Explanation
+from retinaview.core.common.result import Explanation
 from retinaview.train import localisation
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retinaview.core.explain.masks import fov_sigma, nsigma_mask
+from retinaview.core.common.masks import fov_sigma, nsigma_mask
 
 
 def test_sigma_over_fov_not_background():

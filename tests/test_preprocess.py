@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from retinaview.core.errors import ImageError
+from retinaview.core.common.errors import ImageError
 from retinaview.core.preprocess import CHAINS, Geometry, find_fov, preprocess
 
 # skimage.data.retina() (CC0, 1411 x 1411): the fundus disc spans columns 9..1400 on row 705 and rows

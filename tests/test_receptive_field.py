@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from retinaview.core.explain.gaussian_rf import (
+from retinaview.core.common.gaussian_rf import (
     gaussian_matrix,
     linear_mass_matrix,
     map_to_input,

@@ -158,7 +158,7 @@ def test_smooth_activations_are_linearised_exactly(act):
 
 
 def test_training_mode_and_non_affine_norms_are_refused():
-    from retinaview.core.errors import RetinaviewError
+    from retinaview.core.common.errors import RetinaviewError
 
     model = random_model("resnet18").train()
     with pytest.raises(RetinaviewError, match="eval"):

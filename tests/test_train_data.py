@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retinaview.core.errors import DataError
+from retinaview.core.common.errors import DataError
 from retinaview.train import data as D
 
 

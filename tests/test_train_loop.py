@@ -14,7 +14,7 @@ from torch import nn
 
 from retinaview.core import synthetic
 from retinaview.core.checkpoint import read_checkpoint
-from retinaview.core.errors import DataError
+from retinaview.core.common.errors import DataError
 from retinaview.core.models.registry import DR_CLASSES, ModelSpec
 from retinaview.train.trainer import TrainConfig, train
 from tests.helpers_train import fake_generate

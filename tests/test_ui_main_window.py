@@ -191,7 +191,7 @@ def test_labels_csv_layouts(tmp_path):
     (tmp_path / "labels.csv").write_text("image,level\n10_left,2\n")
     assert read_labels(tmp_path) == {"10_left": 2}
     (tmp_path / "labels.csv").write_text("name,grade\nx,1\n")
-    from retinaview.core.errors import DataError
+    from retinaview.core.common.errors import DataError
 
     with pytest.raises(DataError, match="labels.csv line 1: expected columns"):
         read_labels(tmp_path)

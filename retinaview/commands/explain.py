@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     from retinaview.commands._progress import Progress
     from retinaview.core.api import explain, load_model
-    from retinaview.core.errors import RetinaviewError
-    from retinaview.core.render import overlay
+    from retinaview.core.common.errors import RetinaviewError
+    from retinaview.core.common.render import overlay
 
     model = load_model(args.model, device=args.device)
     print(f"retinaview: model {model.spec.arch}: {model.spec.source}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from retinaview.core.errors import DataError
+from retinaview.core.common.errors import DataError
 
 
 def register(subparsers) -> None:

@@ -74,7 +74,7 @@ def register(subparsers) -> None:
 
 
 def _steps(text: str) -> tuple[int, ...]:
-    from retinaview.core.errors import DataError
+    from retinaview.core.common.errors import DataError
 
     if not text:
         return ()

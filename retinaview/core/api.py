@@ -7,8 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from retinaview.core.common.result import Explanation
 from retinaview.core.explain.methods import METHODS, run_method, to_input
-from retinaview.core.explain.result import Explanation
 from retinaview.core.model_loading import load_model
 
 __all__ = ["METHODS", "explain", "load_model"]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from retinaview.core.errors import CheckpointError
+from retinaview.core.common.errors import CheckpointError
 from retinaview.core.models.registry import ModelSpec, build_model, get_architecture
 
 FORMAT = "retinaview-checkpoint"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from retinaview.core.checkpoint import load_checkpoint
+from retinaview.core.common.errors import CheckpointError
 from retinaview.core.device import resolve_device
-from retinaview.core.errors import CheckpointError
 from retinaview.core.models.registry import ARCHITECTURES, ModelSpec, build_model
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from retinaview.core.explain.result import Explanation, LayerRecord
+from retinaview.core.common.result import Explanation, LayerRecord
 from retinaview.engine.requests import ModelInfo
 
 CLASS_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
@@ -69,7 +69,7 @@ class FakeBackend:
         self.explained: list[tuple[int, int]] = []
 
     def load(self, name: str) -> tuple[FakeModel, ModelInfo]:
-        from retinaview.core.errors import CheckpointError
+        from retinaview.core.common.errors import CheckpointError
 
         if name in self.fail_load:
             raise CheckpointError(f"{name}: not a retinaview checkpoint (fake backend)")
@@ -192,7 +192,7 @@ def fake_explanation(
     Four explained layers (`FAKE_LAYERS`), per-layer S_i and S_k, feature scores of the last layer and the
     total map assembled like the real method (input + every S_k mapped with the Gaussian prior + bias).
     """
-    from retinaview.core.explain.gaussian_rf import spread_constant
+    from retinaview.core.common.gaussian_rf import spread_constant
     from retinaview.engine.layers import map_maps
 
     n = display.shape[0]

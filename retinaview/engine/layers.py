@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retinaview.core.explain.gaussian_rf import DEFAULT_SIGMA_FACTOR, gaussian_matrix
+from retinaview.core.common.gaussian_rf import DEFAULT_SIGMA_FACTOR, gaussian_matrix
 from retinaview.engine.prepare import PreparedMaps, prepare_maps
 
 INPUT_LAYER = 0
@@ -189,7 +189,7 @@ def map_maps(
 ) -> np.ndarray:
     """(C, h, w) hidden maps -> (C, H, W) float32 in input space with the Gaussian RF prior.
 
-    The same weights as `retinaview.core.explain.gaussian_rf.map_to_input` (every map keeps its sum), applied
+    The same weights as `retinaview.core.common.gaussian_rf.map_to_input` (every map keeps its sum), applied
     as sparse products: a unit touches only its field's rows and columns, so a 640 px layer of 3 px fields
     costs a few passes over the image instead of a dense 640 x 640 product.
     """

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from retinaview.core.common.geometry import IDENTITY, affine_from_geometry
 from retinaview.engine.cache import DEFAULT_MAX_BYTES, ResultCache
-from retinaview.engine.geometry import IDENTITY, affine_from_geometry
 from retinaview.engine.prepare import prepare_explanation
 from retinaview.engine.requests import ExplainRequest, ExplainResult, ModelInfo, array_digest
 
@@ -136,7 +136,7 @@ class EngineWorker(QObject):
             self.scored.emit(-1, req.path, result.probs)
 
     def _compute(self, req: ExplainRequest, key: tuple[str, ...]) -> ExplainResult:
-        from retinaview.core.io import coerce_image, load_image
+        from retinaview.core.common.io import coerce_image, load_image
 
         t0 = time.perf_counter()
         photo = load_image(req.path) if req.path is not None else coerce_image(req.image)
@@ -199,7 +199,7 @@ class EngineWorker(QObject):
             return inbox.explain is not None or inbox.model is not None or inbox.closing
 
     def _score(self, job: int, path: Path) -> None:
-        from retinaview.core.io import load_image
+        from retinaview.core.common.io import load_image
 
         try:
             key = (self._digest(path), self._info.model_id)
@@ -224,7 +224,7 @@ class EngineWorker(QObject):
 
     # --- keys --------------------------------------------------------------------------------------
     def _digest(self, path: Path) -> str:
-        from retinaview.core.io import file_digest
+        from retinaview.core.common.io import file_digest
 
         st = path.stat()
         memo = (str(path), st.st_size, st.st_mtime_ns)
@@ -281,7 +281,7 @@ def _compact(ex: Any, keep_layers: bool) -> Any:
 
 def _one_line(exc: BaseException, name: Any) -> str:
     """A user-facing line. Our own errors already name the file; anything else gets the name prefixed."""
-    from retinaview.core.errors import RetinaviewError
+    from retinaview.core.common.errors import RetinaviewError
 
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, RetinaviewError):

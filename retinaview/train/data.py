@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from retinaview.core.errors import DataError, RetinaviewError
-from retinaview.core.io import IMAGE_SUFFIXES
-from retinaview.core.labels import read_label_rows
+from retinaview.core.common.errors import DataError, RetinaviewError
+from retinaview.core.common.io import IMAGE_SUFFIXES
+from retinaview.core.common.labels import read_label_rows
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
@@ -469,7 +469,7 @@ def cached_preprocess(
                 return arr
         except (OSError, ValueError):
             pass  # a broken cache entry is recomputed
-    from retinaview.core.io import load_image
+    from retinaview.core.common.io import load_image
 
     try:
         arr = preprocess_uint8(load_image(path), chain, size)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from retinaview.core.errors import CheckpointError, DataError
+from retinaview.core.common.errors import CheckpointError, DataError
 from retinaview.train import data as D
 
 HEAD_FORMAT = "retinaview-patient-head"

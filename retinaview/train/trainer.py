@@ -35,8 +35,8 @@ import torch.distributed as dist
 from torch import nn
 
 from retinaview.core.checkpoint import read_checkpoint, save_checkpoint
+from retinaview.core.common.errors import DataError
 from retinaview.core.device import resolve_device
-from retinaview.core.errors import DataError
 from retinaview.core.models.registry import ModelSpec, build_model
 from retinaview.train import data as D
 from retinaview.train.augment import AugmentConfig

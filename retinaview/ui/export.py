@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from retinaview.core.colormaps import lut as colour_table
-from retinaview.core.errors import RetinaviewError
-from retinaview.core.explain.masks import fov_sigma, nsigma_mask
+from retinaview.core.common.colormaps import lut as colour_table
+from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.masks import fov_sigma, nsigma_mask
 
 __all__ = ["render_overlay", "save_blend_gif", "save_map", "save_view_png"]
 
@@ -54,7 +54,7 @@ def render_overlay(
     opacity
         0..1, the alpha of the pixels shown.
     lut
-        A colour map name of `retinaview.core.colormaps` ("green-red", "blue-orange"; "green_red" works
+        A colour map name of `retinaview.core.common.colormaps` ("green-red", "blue-orange"; "green_red" works
         too) or a (256, 4) uint8 table whose index 128 means 0.
 
     Returns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retinaview.core.labels import read_label_rows
+from retinaview.core.common.labels import read_label_rows
 
 LABEL_FILE = "labels.csv"
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
 from retinaview.engine.requests import ExplainResult, ModelInfo
 from retinaview.ui import shortcuts
 from retinaview.ui.browser import BrowserWidget
@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
         return False
 
     def open_folder(self, folder: Path, select: Path | None = None) -> bool:
-        from retinaview.core.io import list_images
+        from retinaview.core.common.io import list_images
 
         try:
             paths = list_images(folder)

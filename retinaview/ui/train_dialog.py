@@ -41,8 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from retinaview.core.errors import RetinaviewError
-from retinaview.core.io import list_images
+from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.io import list_images
 from retinaview.ui.settings import app_settings
 from retinaview.ui.theme import ACCENT, BORDER, IMAGE_BACKGROUND, MUTED, TEXT
 

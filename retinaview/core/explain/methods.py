@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input, spread_constant
+from retinaview.core.common.result import Explanation, LayerRecord
 from retinaview.core.explain.fold import folded_for_explanation
-from retinaview.core.explain.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input, spread_constant
 from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
-from retinaview.core.explain.result import Explanation, LayerRecord
 from retinaview.core.explain.rfscore import Decomposition, iter_decompose, merge
 
 Method = Callable[..., Explanation]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from retinaview.core.errors import RetinaviewError
+from retinaview.core.common.errors import RetinaviewError
 
 # Modules through which scores pass without a constant: positively homogeneous (f(t a) = t f(a), t > 0).
 HOMOGENEOUS = (
@@ -126,7 +126,7 @@ def resample_mass(m: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """Resample (N, h, w) maps onto an (H, W) grid keeping every map's total exactly (linear weights)."""
     if tuple(m.shape[-2:]) == tuple(hw):
         return m
-    from retinaview.core.explain.gaussian_rf import linear_mass_matrix
+    from retinaview.core.common.gaussian_rf import linear_mass_matrix
 
     gy = m.new_tensor(linear_mass_matrix(m.shape[-2], hw[0]))
     gx = m.new_tensor(linear_mass_matrix(m.shape[-1], hw[1]))

@@ -65,7 +65,7 @@ def register(arch: Architecture) -> Architecture:
 
 
 def get_architecture(name: str) -> Architecture:
-    from retinaview.core.errors import CheckpointError
+    from retinaview.core.common.errors import CheckpointError
 
     try:
         return ARCHITECTURES[name]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from retinaview.core.colormaps import lut
-from retinaview.core.explain.masks import fov_sigma, nsigma_mask
+from retinaview.core.common.colormaps import lut
+from retinaview.core.common.masks import fov_sigma, nsigma_mask
 
 
 def overlay(

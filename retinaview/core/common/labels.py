@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from retinaview.core.errors import DataError
+from retinaview.core.common.errors import DataError
 
 HEADERS = {("image", "level"): "EyePACS", ("id_code", "diagnosis"): "APTOS"}
 MAX_BYTES = 50 * 1024 * 1024

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from retinaview.core.errors import ImageError
+from retinaview.core.common.errors import ImageError
 
 __all__ = [
     "IMAGE_SUFFIXES",

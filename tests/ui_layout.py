@@ -1,0 +1,160 @@
+"""Layout checks for tests: text that does not fit its widget, and labels that overlap.
+
+A clinician cannot read "synt....jpg" or a header cut at its end. These checks ask Qt's font metrics whether
+each visible widget's text fits the width it was given, and whether sibling labels overlap, so a test can
+render a panel at a screen size (1440x880, 1920x1080) and fail where the text would be cut.
+"""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QRect
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QWidget,
+)
+
+SCREEN_SIZES = ((1440, 880), (1920, 1080))
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _visible(w: QWidget) -> bool:
+    return w.isVisible() and w.width() > 0 and w.height() > 0 and not w.visibleRegion().isEmpty()
+
+
+def _plain(text: str) -> str:
+    return _TAGS.sub("", text).replace("&nbsp;", " ").replace("&amp;", "&").strip()
+
+
+def _label_problem(w: QLabel) -> str | None:
+    text = w.text()
+    if not text or w.pixmap() is not None and not w.pixmap().isNull():
+        return None
+    fm = w.fontMetrics()
+    room = (
+        w.contentsRect().width() - 2 * w.margin() - w.indent()
+        if w.indent() > 0
+        else w.contentsRect().width() - 2 * w.margin()
+    )
+    if w.wordWrap():
+        # a wrapped label is cut when its wrapped height does not fit, or one word is wider than the room
+        words = _plain(text).split()
+        widest = max((fm.horizontalAdvance(word) for word in words), default=0)
+        if widest > room + 1:
+            return f"word wider than the label ({widest} > {room} px)"
+        if w.heightForWidth(w.width()) > w.height() + 2:
+            return f"wrapped text taller than the label ({w.heightForWidth(w.width())} > {w.height()} px)"
+        return None
+    lines = _plain(text.replace("<br>", "\n")).splitlines() or [""]
+    need = max(fm.horizontalAdvance(line) for line in lines)
+    if need > room + 1:
+        return f"text {need} px wide in {room} px"
+    return None
+
+
+def text_problems(root: QWidget) -> list[str]:
+    """Each visible widget under ``root`` (``root`` included) whose text is cut or elided, one line each."""
+    out: list[str] = []
+    widgets = [root, *root.findChildren(QWidget)]
+    for w in widgets:
+        if not _visible(w):
+            continue
+        name = f"{type(w).__name__} {w.objectName() or ''}".strip()
+        problem = None
+        if isinstance(w, QLabel):
+            problem = _label_problem(w)
+            what = _plain(w.text())[:60]
+        elif isinstance(w, QAbstractButton):
+            what = w.text()
+            if what and w.sizeHint().width() > w.width() + 1:
+                problem = f"button needs {w.sizeHint().width()} px, has {w.width()}"
+        elif isinstance(w, QComboBox):
+            what = w.currentText()
+            if what and w.minimumSizeHint().width() > w.width() + 1:
+                need = w.fontMetrics().horizontalAdvance(what) + 30
+                if need > w.width():
+                    problem = f"combo text needs {need} px, has {w.width()}"
+        elif isinstance(w, QGroupBox):
+            what = w.title()
+            need = w.fontMetrics().horizontalAdvance(what) + 16
+            if what and need > w.width():
+                problem = f"group title needs {need} px, has {w.width()}"
+        elif isinstance(w, QLineEdit):
+            what = w.text()
+            if what and w.isReadOnly():
+                need = w.fontMetrics().horizontalAdvance(what) + 12
+                if need > w.width():
+                    problem = f"read-only field needs {need} px, has {w.width()}"
+        elif isinstance(w, QHeaderView):
+            problem, what = _header_problem(w), "header"
+        elif isinstance(w, QAbstractItemView):
+            problem, what = _items_problem(w), "items"
+        else:
+            continue
+        if problem:
+            out.append(f"{name} {what!r}: {problem}")
+    out.extend(overlapping_labels(root))
+    return out
+
+
+def _header_problem(h: QHeaderView) -> str | None:
+    model = h.model()
+    if model is None:
+        return None
+    fm = h.fontMetrics()
+    for i in range(h.count()):
+        if h.isSectionHidden(i):
+            continue
+        text = str(model.headerData(i, h.orientation()) or "")
+        if text and fm.horizontalAdvance(text) + 8 > h.sectionSize(i):
+            return f"section {text!r} needs {fm.horizontalAdvance(text) + 8} px, has {h.sectionSize(i)}"
+    return None
+
+
+def _items_problem(view: QAbstractItemView) -> str | None:
+    """An item whose display text is wider than its visible cell (the view elides it)."""
+    model = view.model()
+    if model is None or not hasattr(view, "visualRect"):
+        return None
+    fm = view.fontMetrics()
+    rows = min(model.rowCount(), 200)
+    cols = model.columnCount()
+    for r in range(rows):
+        for c in range(cols):
+            index = model.index(r, c)
+            text = model.data(index)
+            if not isinstance(text, str) or not text:
+                continue
+            rect = view.visualRect(index)
+            if rect.isEmpty() or not view.viewport().rect().intersects(rect):
+                continue
+            icon = view.iconSize().width() + 6 if model.data(index, 1) is not None else 0
+            need = fm.horizontalAdvance(text) + icon + 8
+            if need > rect.width():
+                return f"item {text!r} needs {need} px, has {rect.width()}"
+    return None
+
+
+def overlapping_labels(root: QWidget) -> list[str]:
+    """Visible, non-empty sibling labels whose rectangles intersect."""
+    out = []
+    labels = [w for w in root.findChildren(QLabel) if _visible(w) and w.text()]
+    by_parent: dict[int, list[QLabel]] = {}
+    for w in labels:
+        by_parent.setdefault(id(w.parentWidget()), []).append(w)
+    for group in by_parent.values():
+        for i, a in enumerate(group):
+            ra = QRect(a.geometry())
+            for b in group[i + 1 :]:
+                if ra.intersects(b.geometry()):
+                    out.append(
+                        f"labels overlap: {_plain(a.text())[:30]!r} and {_plain(b.text())[:30]!r}"
+                    )
+    return out
