@@ -54,6 +54,7 @@ class Architecture:
     mean: tuple[float, float, float] = FUNDUS_MEAN
     std: tuple[float, float, float] = FUNDUS_STD
     description: str = ""
+    class_names: tuple[str, ...] = DR_CLASSES
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -78,9 +79,9 @@ def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Mod
     """Build an untrained model of a registered architecture and its spec."""
     arch = get_architecture(name)
     config = dict(config or {})
-    num_classes = int(config.setdefault("num_classes", len(DR_CLASSES)))
+    num_classes = int(config.setdefault("num_classes", len(arch.class_names)))
     model = arch.build(**config)
-    class_names = tuple(config.get("class_names") or DR_CLASSES[:num_classes])
+    class_names = tuple(config.get("class_names") or arch.class_names[:num_classes])
     spec = ModelSpec(
         arch=name,
         input_size=int(config.get("input_size", arch.input_size)),
@@ -205,5 +206,36 @@ register(
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
         description="torchvision Inception-v3 with two added FC layers (seed 003)",
+    )
+)
+
+
+def _driu(num_classes: int = 1, width: float = 1.0, in_channels: int = 3, **_: Any) -> nn.Module:
+    from retinaview.core.models.driu import DRIU
+
+    if num_classes != 1:
+        raise ValueError(f"driu has one output (the vessel logit), not {num_classes}")
+    return DRIU(in_channels=in_channels, width=float(width))
+
+
+def _driu_layers(model: nn.Module) -> list[str]:
+    from retinaview.core.models.driu import explained_layers
+
+    return explained_layers(model)
+
+
+register(
+    Architecture(
+        "driu",
+        _driu,
+        _driu_layers,
+        "fuse",
+        512,
+        preprocessing="vessels",
+        # the `vessels` chain equalises illumination to a mean of 128/255
+        mean=(0.5, 0.5, 0.5),
+        std=(0.2, 0.2, 0.2),
+        description="DRIU vessel segmentation (Maninis et al. 2016), VGG-16 base with side outputs",
+        class_names=("vessel",),
     )
 )
