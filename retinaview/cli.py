@@ -26,6 +26,7 @@ COMMANDS = (
     "train_patient",
     "bench",
     "segment",
+    "vessels_reweight",
 )
 
 

@@ -63,3 +63,22 @@ def test_a_grader_or_a_missing_bundled_model_is_one_line(tmp_path, photo, capsys
     monkeypatch.setattr(seg, "BUNDLED_VESSEL_MODEL", tmp_path / "none.pt")
     assert main(["segment", str(photo), "--out", str(tmp_path)]) == 2
     assert "no bundled vessel model" in capsys.readouterr().err
+
+
+def test_reweight_experiment_restores_weights_and_factor_one_is_the_model(
+    vessel_checkpoint, capsys
+):
+    from retinaview.core.model_loading import load_model
+    from retinaview.train.vessels import reweight_experiment
+
+    model = load_model(vessel_checkpoint)
+    rows = reweight_experiment(model, model.spec, "synth:2:7", [0.0, 1.0])
+    assert len(rows) == 8 and torch.equal(model.branch_weights, torch.ones(4))
+    ones = [r for r in rows if r["factor"] == 1.0]
+    assert all(
+        r["miou"] == ones[0]["miou"] for r in ones
+    )  # factor 1 on any branch: the same network
+    code = main(["vessels-reweight", "--model", str(vessel_checkpoint), "--data", "synth:1:7",
+                 "--factors", "0,1", "--json"])  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and len(lines) == 8 and json.loads(lines[0])["label"] == "conv1_2"

@@ -447,3 +447,54 @@ def evaluate_vessels(
         if progress is not None:
             progress(i + 1, n)
     return mean_scores(rows)
+
+
+def reweight_experiment(
+    model: nn.Module,
+    spec: ModelSpec,
+    source: str,
+    factors: list[float],
+    branches: list[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, float]]:
+    """The side-output re-weighting experiment: multiply one branch's side output by each factor before the
+    fuse layer and re-measure mean mIoU and F1 inside the field of view over ``source``.
+
+    Returns one row per (branch, factor): ``branch`` (0-3), ``label`` (conv1_2, upsample2, upsample4,
+    upsample8), ``factor``, ``miou``, ``f1``, ``auc``. The model's branch weights are restored afterwards.
+    """
+    from retinaview.core.models.driu import BRANCH_LABELS
+
+    weights = getattr(model, "branch_weights", None)
+    if weights is None:
+        raise DataError(f"{spec.source or spec.arch}: not a DRIU network (no side-output branches)")
+    n, seed = parse_synth(source)
+    items = [
+        synthetic_item(seed * SEED_STRIDE + i, spec.input_size, spec.preprocessing)
+        for i in range(n)
+    ]
+    branches = list(range(len(weights))) if branches is None else branches
+    saved = weights.clone()
+    rows: list[dict[str, float]] = []
+    total = len(branches) * len(factors)
+    try:
+        for b in branches:
+            for f in factors:
+                weights.copy_(saved)
+                weights[b] = float(f)
+                m = mean_scores(score_items(model, spec, items))
+                rows.append(
+                    {
+                        "branch": b,
+                        "label": BRANCH_LABELS[b],
+                        "factor": float(f),
+                        "miou": m["miou"],
+                        "f1": m["f1"],
+                        "auc": m["auc"],
+                    }
+                )
+                if progress is not None:
+                    progress(len(rows), total)
+    finally:
+        weights.copy_(saved)
+    return rows
