@@ -38,13 +38,16 @@ class Segmentation:
     display: np.ndarray
     geometry: Geometry
     seconds: float = 0.0
+    threshold: float = 0.5
 
     def on_photo(self) -> np.ndarray:
         """The vessel probability on the photograph's pixel grid, (H, W) float32 in [0, 1]."""
         return self.geometry.to_photo(self.probability, order=1).astype(np.float32)
 
-    def area_fraction(self, threshold: float = 0.5) -> float:
-        """Share of the field of view called vessel (probability above ``threshold``)."""
+    def area_fraction(self, threshold: float | None = None) -> float:
+        """Share of the field of view called vessel (probability above ``threshold``, by default the
+        model's own, chosen on its validation set)."""
+        threshold = self.threshold if threshold is None else threshold
         n = int(self.fov.sum())
         return float((self.probability[self.fov] > threshold).sum() / n) if n else 0.0
 
@@ -102,4 +105,5 @@ def segment(model: nn.Module, image: Any) -> Segmentation:
         display=pre.display,
         geometry=pre.geometry,
         seconds=time.perf_counter() - t0,
+        threshold=float(spec.config.get("threshold", 0.5)),
     )
