@@ -67,6 +67,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL, file TEXT NOT NULL,
             reviewer TEXT NOT NULL, at TEXT NOT NULL, action TEXT NOT NULL,
             before TEXT, after TEXT, undone INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX history_reviewer ON history (reviewer, id)",
         """CREATE TABLE predictions (
             digest TEXT NOT NULL, file TEXT NOT NULL, model TEXT NOT NULL, model_checksum TEXT NOT NULL,
             grade INTEGER NOT NULL, referable_score REAL, at TEXT NOT NULL,
@@ -531,10 +532,13 @@ class ReviewStore:
         if reviewer is not None:
             where.append("reviewer = ?")
             params.append(reviewer)
+        return self._history_where(" AND ".join(where), tuple(params))
+
+    def _history_where(self, where: str, params: tuple) -> list[HistoryEntry]:
         sql = "SELECT id, file, digest, reviewer, at, action, before, after, undone FROM history"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._read(sql + " ORDER BY id", tuple(params))
+            sql += " WHERE " + where
+        rows = self._read(sql + " ORDER BY id", params)
         return [
             HistoryEntry(
                 id=r[0],
@@ -554,18 +558,19 @@ class ReviewStore:
         """Undo the reviewer's last change not yet undone: the record goes back to what it was before
         (or is removed when it was new). Returns the change undone, or None when there is nothing."""
         who = self._reviewer(reviewer)
-        rows = self._read(
-            "SELECT id FROM history WHERE reviewer = ? AND action = 'grade' AND undone = 0 "
-            "ORDER BY id DESC LIMIT 1",
+        found = self._history_where(
+            "id = (SELECT max(id) FROM history WHERE reviewer = ? AND action = 'grade' "
+            "AND undone = 0)",
             (who,),
         )
-        if not rows:
+        if not found:
             return None
-        entry = next(e for e in self.history(reviewer=who) if e.id == rows[0][0])
+        entry = found[0]
         after = GradeRecord(**entry.after) if entry.after else None
         before = GradeRecord(**entry.before) if entry.before else None
-        key = after or before
-        assert key is not None
+        key = after if after is not None else before
+        if key is None:
+            return None
         now = _now()
         statements: list[tuple[str, tuple]] = [
             ("UPDATE history SET undone = 1 WHERE id = ?", (entry.id,))
