@@ -141,6 +141,7 @@ def plot_summary(rows: list[dict], path: Path) -> None:
             ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", color="0.9")
+        ax.set_axisbelow(True)
     n = sum(r["n"] for r in rows if r["group"] == "arm")
     fig.suptitle(f"Reader study by assistance arm ({n} gradings; 95 % intervals, readers in grey)")
     fig.tight_layout()
