@@ -166,6 +166,13 @@ def test_agreement_by_reviewer_model_and_truth(store, tmp_path):
     assert bo.sensitivity.value == 0.0 and bo.specificity.value == 1.0
     assert rep["all"]["reviewer_vs_truth"].n == 20
     assert rep["all"]["model_vs_truth"].accuracy.value == 1.0
+    assert store.disagreements("model") == set()
+    assert store.disagreements("truth", reviewer="Dr Bo") == {
+        f"i{i}.png" for i in range(10) if i % 5
+    }
+    assert store.disagreements("model", reviewer="Dr Bo", referable=True) == {
+        f"i{i}.png" for i in range(10) if i % 5 >= 2
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -246,6 +253,19 @@ def test_corrupt_database_is_one_line(folder, tmp_path, capsys):
     assert main(["review", "export", str(folder), "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corrupt" in err[0]
+
+
+def test_damaged_page_is_found_when_the_project_opens(store):
+    for i in range(300):
+        store.grade(f"f{i}.png", i % 5, digest=f"{i:032x}", note="n" * 100)
+    store.close()
+    size = store.path.stat().st_size
+    with open(store.path, "r+b") as fh:
+        fh.seek(size // 2 // 4096 * 4096)
+        fh.write(bytes(range(256)) * 32)
+    with pytest.raises(ReviewStoreError) as exc:
+        ReviewStore(store.path)
+    assert "corrupt" in _one_line(exc, store.path)
 
 
 def test_other_databases_and_newer_schemas_are_refused(tmp_path):

@@ -146,7 +146,7 @@ class HistoryEntry:
 def _describe(exc: sqlite3.Error) -> str:
     """SQLite's error -> a few words a grader understands."""
     code = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
+    text = " ".join(str(exc).split())
     if code.startswith("SQLITE_FULL") or "disk is full" in text:
         return "disk full"
     if code.startswith("SQLITE_READONLY") or "readonly" in text:
@@ -224,6 +224,11 @@ class ReviewStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            # A damaged page would otherwise surface only when a grade touches it.
+            check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                first = " ".join(str(check).split())[:120]
+                raise ReviewStoreError(f"{self.path}: corrupt database file ({first})")
         except sqlite3.Error as exc:
             self.close()
             raise ReviewStoreError(f"{self.path}: {_describe(exc)}") from None
@@ -725,6 +730,29 @@ class ReviewStore:
         except OSError as exc:
             raise ReviewStoreError(f"{out}: cannot write ({exc.strerror or exc})") from None
         return len(records)
+
+    def disagreements(
+        self, against: str = "model", reviewer: str | None = None, referable: bool = False
+    ) -> set[str]:
+        """File names where the reviewer's grade differs from the model's (``against="model"``) or the
+        ground truth's (``"truth"``); with ``referable`` only where the referable decision differs
+        (an ungradable record is referable). For the browser's disagreement filter."""
+        if against not in ("model", "truth"):
+            raise ValueError(f"against must be 'model' or 'truth', not {against!r}")
+        other = self.predictions() if against == "model" else None
+        truth = self.ground_truth() if against == "truth" else {}
+        out = set()
+        for r in self.records(self._reviewer(reviewer)):
+            g = other.get(r.file) if other is not None else self.reference_grade(r.file, truth)
+            if g is None:
+                continue
+            if referable:
+                differs = r.referable != (g >= REFERABLE_GRADE)
+            else:
+                differs = r.grade != g
+            if differs:
+                out.add(r.file)
+        return out
 
     def agreement(self, n_boot: int = 0) -> dict[str, dict[str, Agreement]]:
         """Agreement of reviewers, model and ground truth on the images both sides graded.
