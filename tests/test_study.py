@@ -70,6 +70,8 @@ def test_reader_session_hands_out_only_its_own_next_case(tmp_path):
     two = ReaderSession(study, 2)
     case = one.next_case()
     assert case.reader == 1 and case.arm in ("unassisted", "grade+map") and case.path.is_file()
+    assert case.shows_model == case.shows_map == (case.arm == "grade+map")
+    assert case.map_threshold == 2.0
     with pytest.raises(StudyError, match="not this reader's current case"):
         one.answer(
             dataclasses.replace(

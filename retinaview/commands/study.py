@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated arms among unassisted, grade, grade+map (default: all three)",
     )
     c.add_argument("--seed", type=int, default=0, help="seed of the random design (default 0)")
+    c.add_argument(
+        "--map-threshold",
+        type=float,
+        default=2.0,
+        metavar="N",
+        help="fixed threshold (n sigma) of the heatmap in the grade+map arm (default 2)",
+    )
     c.add_argument("--out", required=True, metavar="STUDY", help="study file to create (.sqlite)")
     c.set_defaults(func=run_create)
     s = ss.add_parser("summary", help="accuracy, QWK, sensitivity, specificity and time per arm")
@@ -54,7 +61,14 @@ def run_create(args: argparse.Namespace) -> int:
     from retinaview.core.common.study import create_study, study_info
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    path = create_study(args.images, args.out, args.readers, arms=arms, seed=args.seed)
+    path = create_study(
+        args.images,
+        args.out,
+        args.readers,
+        arms=arms,
+        seed=args.seed,
+        map_threshold=args.map_threshold,
+    )
     info = study_info(path)
     print(
         f"retinaview: study {path}: {info['cases'] // info['readers']} images, {info['readers']} "

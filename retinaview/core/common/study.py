@@ -14,6 +14,7 @@ proportions, bootstrap for kappa). Standard library + numpy only: the desktop ap
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -81,11 +82,17 @@ def create_study(
     readers: int,
     arms: tuple[str, ...] = ARMS,
     seed: int = 0,
+    map_threshold: float = 2.0,
 ) -> Path:
     """Draw a balanced randomised design for ``readers`` readers over the images of a folder and write it
-    to a new study file ``out``. See the module docstring for the design."""
+    to a new study file ``out``. See the module docstring for the design. ``map_threshold`` (n sigma) is
+    the fixed threshold of the heatmap in the ``grade+map`` arm, the same for every reader and image."""
     out = Path(out)
     arms = tuple(arms)
+    if not (math.isfinite(map_threshold) and map_threshold >= 0):
+        raise StudyError(
+            f"map threshold must be a number of standard deviations >= 0, not {map_threshold}"
+        )
     if readers < 1:
         raise StudyError(f"readers must be at least 1, not {readers}")
     unknown = [a for a in arms if a not in ARMS]
@@ -123,6 +130,7 @@ def create_study(
             "readers": str(readers),
             "arms": ",".join(arms),
             "seed": str(seed),
+            "map_threshold": repr(float(map_threshold)),
             "created": _now(),
         }
         conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
@@ -157,6 +165,7 @@ def study_info(path: str | os.PathLike[str]) -> dict:
         "readers": int(meta["readers"]),
         "arms": meta["arms"].split(","),
         "seed": int(meta["seed"]),
+        "map_threshold": float(meta["map_threshold"]),
         "cases": int(total),
         "answered": int(answered),
     }
@@ -173,6 +182,17 @@ class Case:
     path: Path
     digest: str
     arm: str
+    map_threshold: float  # n sigma of the heatmap in the grade+map arm
+
+    @property
+    def shows_model(self) -> bool:
+        """The model's grade and probabilities may be shown (arms grade and grade+map)."""
+        return self.arm != "unassisted"
+
+    @property
+    def shows_map(self) -> bool:
+        """The map of the predicted class, at `map_threshold`, may be shown (arm grade+map)."""
+        return self.arm == "grade+map"
 
 
 class ReaderSession:
@@ -188,6 +208,7 @@ class ReaderSession:
         meta = dict(self._conn.execute("SELECT key, value FROM meta"))
         self.readers = int(meta["readers"])
         self.folder = Path(meta["images"])
+        self.map_threshold = float(meta["map_threshold"])
         if not 1 <= reader <= self.readers:
             self.close()
             raise StudyError(f"{self.path}: reader must be 1-{self.readers}, not {reader}")
@@ -233,6 +254,7 @@ class ReaderSession:
             path=self.folder / file,
             digest=digest,
             arm=arm,
+            map_threshold=self.map_threshold,
         )
 
     def answer(
