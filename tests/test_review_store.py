@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sqlite3
 
@@ -230,6 +231,15 @@ def test_full_disk_and_read_only_database_are_one_line_and_kept(store):
     assert store.get("r.png", "r").grade == 4
 
 
+def test_data_folder_that_cannot_be_made_is_one_line(folder, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "data"))
+    with pytest.raises(ReviewStoreError) as exc:
+        ReviewStore.for_folder(folder)
+    assert "cannot create the review folder" in _one_line(exc, blocker)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_data_folder_is_one_line(folder, tmp_path):
     home = tmp_path / "data"
@@ -284,3 +294,25 @@ def test_other_databases_and_newer_schemas_are_refused(tmp_path):
     conn.close()
     with pytest.raises(ReviewStoreError, match="newer retinaview"):
         ReviewStore(newer)
+
+
+def test_review_commands_import_export_and_agreement(folder, store, tmp_path, capsys):
+    store.grade("0_left.png", 2)
+    store.grade("1_left.png", 0)
+    store.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,level\n0_left,2\n1_left,1\n")
+    assert main(["review", "import-labels", str(folder), str(labels)]) == 0
+    out = tmp_path / "export.csv"
+    assert main(["review", "export", str(folder), "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0].startswith("image,level,file,reviewer")
+    capsys.readouterr()
+    assert main(["review", "agreement", str(folder), "--json", "--bootstrap", "50"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    a = rep["Dr Ada"]["reviewer_vs_truth"]
+    assert (a["n"], a["accuracy"], a["sensitivity"], a["specificity"]) == (2, 0.5, 1.0, 1.0)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,grade\nx,1\n")
+    assert main(["review", "import-labels", str(folder), str(bad)]) == 2
+    assert "expected columns image,level" in capsys.readouterr().err
+    assert main(["review", "export", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
