@@ -263,6 +263,26 @@ def test_corrupt_database_is_one_line(folder, tmp_path, capsys):
     assert main(["review", "export", str(folder), "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corrupt" in err[0]
+    kept = ReviewStore.set_aside(path)
+    assert kept.read_bytes().startswith(b"this is not SQLite") and not path.exists()
+    with ReviewStore.for_folder(folder) as fresh:
+        assert fresh.records() == []
+
+
+def test_a_newer_grade_replaces_a_pending_one(store):
+    locker = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    store.conn.execute("PRAGMA busy_timeout=20")
+    locker.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(ReviewStoreError):
+        store.grade("a.png", 1, digest="a")
+    with pytest.raises(ReviewStoreError):
+        store.grade("b.png", 4, digest="b")
+    locker.execute("ROLLBACK")
+    locker.close()
+    store.grade("a.png", 2, digest="a")
+    assert [p.file for p in store.pending] == ["b.png"]
+    assert store.retry_pending() == 1
+    assert (store.get("a.png", "a").grade, store.get("b.png", "b").grade) == (2, 4)
 
 
 def test_damaged_page_is_found_when_the_project_opens(store):

@@ -166,6 +166,10 @@ def _describe(exc: sqlite3.Error) -> str:
     return text
 
 
+def _key(r: GradeRecord) -> tuple[str, str, str]:
+    return (r.file, r.digest, r.reviewer)
+
+
 def _validate(
     grade: int | None, gradable: bool, reason: str | None, confidence: int | None
 ) -> None:
@@ -243,6 +247,25 @@ class ReviewStore:
                 self.set_meta("folder", str(self.folder))
         elif stored:
             self.folder = Path(stored)
+
+    @staticmethod
+    def set_aside(path: str | os.PathLike[str]) -> Path:
+        """Rename a database that cannot be used (and its -wal and -shm files) to
+        ``<name>.unreadable-<UTC time>``, kept for recovery, so a fresh one can be created at ``path``.
+        Returns the new name of the database file."""
+        src = Path(path)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        dst = src.with_name(f"{src.name}.unreadable-{stamp}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(src) + suffix)
+                if part.exists():
+                    part.rename(Path(str(dst) + suffix))
+        except OSError as exc:
+            raise ReviewStoreError(
+                f"{src}: cannot set the database aside ({exc.strerror or exc})"
+            ) from None
+        return dst
 
     @classmethod
     def for_folder(
@@ -427,6 +450,8 @@ class ReviewStore:
         except ReviewStoreError:
             self.pending.append(record)
             raise
+        # A newer decision on the same image replaces one still waiting to be saved.
+        self.pending = [p for p in self.pending if _key(p) != _key(record)]
         return record
 
     def _put_statements(
