@@ -336,3 +336,20 @@ def test_review_commands_import_export_and_agreement(folder, store, tmp_path, ca
     assert main(["review", "import-labels", str(folder), str(bad)]) == 2
     assert "expected columns image,level" in capsys.readouterr().err
     assert main(["review", "export", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+def test_an_older_schema_is_migrated_keeping_the_grades(store, monkeypatch):
+    import retinaview.core.common.review_store as rs
+
+    store.grade("a.png", 3, digest="a")
+    store.close()
+    step = ("ALTER TABLE records ADD COLUMN laterality TEXT",)
+    monkeypatch.setattr(rs, "_MIGRATIONS", (*rs._MIGRATIONS, step))
+    monkeypatch.setattr(rs, "SCHEMA_VERSION", rs.SCHEMA_VERSION + 1)
+    with ReviewStore(store.path) as again:
+        assert again.schema_version() == SCHEMA_VERSION + 1
+        assert again.get("a.png", "a").grade == 3
+        cols = [r[1] for r in again.conn.execute("PRAGMA table_info(records)")]
+        assert "laterality" in cols
+        versions = again.conn.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(1,), (2,)]
