@@ -208,6 +208,7 @@ class ReviewStore:
         self.path = Path(path)
         self.pending: list[GradeRecord] = []
         self._conn: sqlite3.Connection | None = None
+        self._reviewer_name: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -226,7 +227,6 @@ class ReviewStore:
             if str(mode).lower() != "wal":
                 raise ReviewStoreError(f"{self.path}: cannot use a write-ahead log (mode {mode})")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
             # A damaged page would otherwise surface only when a grade touches it.
             check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
@@ -240,13 +240,17 @@ class ReviewStore:
             self.close()
             raise
         self.folder: Path | None = None
-        stored = self.get_meta("folder")
-        if folder is not None:
-            self.folder = Path(folder).expanduser().resolve()
-            if stored != str(self.folder):
-                self.set_meta("folder", str(self.folder))
-        elif stored:
-            self.folder = Path(stored)
+        try:
+            stored = self.get_meta("folder")
+            if folder is not None:
+                self.folder = Path(folder).expanduser().resolve()
+                if stored != str(self.folder):
+                    self.set_meta("folder", str(self.folder))
+            elif stored:
+                self.folder = Path(stored)
+        except ReviewStoreError:
+            self.close()
+            raise
 
     @staticmethod
     def set_aside(path: str | os.PathLike[str]) -> Path:
@@ -370,14 +374,18 @@ class ReviewStore:
 
     @property
     def reviewer(self) -> str | None:
-        """The project's reviewer name (asked once per project by the app), or None."""
-        return self.get_meta("reviewer")
+        """The project's reviewer name (asked once per project by the app), or None. Kept in memory
+        once read or set, so grades can still be recorded (pending) when the database fails."""
+        if self._reviewer_name is None:
+            self._reviewer_name = self.get_meta("reviewer")
+        return self._reviewer_name
 
     @reviewer.setter
     def reviewer(self, name: str) -> None:
         name = " ".join(str(name).split())
         if not name:
             raise ReviewStoreError("the reviewer name is empty")
+        self._reviewer_name = name
         self.set_meta("reviewer", name)
 
     def _reviewer(self, reviewer: str | None) -> str:
