@@ -27,6 +27,8 @@ COMMANDS = (
     "bench",
     "segment",
     "vessels_reweight",
+    "study",
+    "review",
 )
 
 
