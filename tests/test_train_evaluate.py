@@ -13,7 +13,8 @@ from retinaview.core import synthetic
 from retinaview.core.checkpoint import save_checkpoint
 from retinaview.core.models.registry import build_model
 from retinaview.train.metrics import quadratic_weighted_kappa
-from retinaview.train.patient import PatientHead, fit_head, load_head, pair_features
+from retinaview.train.patient import PatientHead, fit_head, load_head
+from retinaview.train.predict import pair_features
 from tests.helpers_train import fake_generate
 
 

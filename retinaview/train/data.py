@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from retinaview.core.common.errors import DataError, RetinaviewError
 from retinaview.core.common.io import IMAGE_SUFFIXES
@@ -38,11 +38,10 @@ from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
 SEED_STRIDE = 1_000_003
-CACHE_DIRNAME = ".retinaview-cache"
 LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
 _EYE = re.compile(r"^(?P<patient>.+)_(?P<eye>left|right)$", re.IGNORECASE)
 
-Key = tuple[int, int]  # (epoch, index)
+EpochKey = tuple[int, int]  # (epoch, index)
 
 
 # ---------------------------------------------------------------- source strings and class balancing
@@ -168,7 +167,7 @@ class EpochBatchSampler:
             return per_rank // self.batch_size
         return math.ceil(per_rank / self.batch_size)
 
-    def __iter__(self) -> Iterator[list[Key]]:
+    def __iter__(self) -> Iterator[list[EpochKey]]:
         idx = self.indices(self.epoch)
         b = self.batch_size
         for k in range(self.start, len(self)):
@@ -177,13 +176,15 @@ class EpochBatchSampler:
                 yield [(self.epoch, i) for i in chunk]
 
 
-def _key(key: Key | int) -> Key:
+def _key(key: EpochKey | int) -> EpochKey:
     if isinstance(key, tuple):
         return int(key[0]), int(key[1])
     return 0, int(key)
 
 
-def _to_item(image: np.ndarray, key: Key, aug: AugmentConfig | None, aug_seed: int) -> torch.Tensor:
+def _to_item(
+    image: np.ndarray, key: EpochKey, aug: AugmentConfig | None, aug_seed: int
+) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) uint8 tensor, augmented with the sample's own generator."""
     image = np.ascontiguousarray(image)
     if not image.flags.writeable:
@@ -271,10 +272,75 @@ class SynthDataset(Dataset):
             _atomic_save(path, lambda fh: np.savez(fh, image=image, grade=grade))
         return image, grade
 
-    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
         key = _key(key)
         image, grade = self.sample(*key)
         return _to_item(image, key, self.augment, self.aug_seed), grade
+
+
+# ---------------------------------------------------------------- synthetic patients (both eyes)
+
+
+def parse_pairs(text: str) -> tuple[int, int]:
+    """Number of patients and seed of a synthetic patients source.
+
+    Parameters
+    ----------
+    text : str
+        ``synthpairs:P[:SEED]`` or ``synth:P[:SEED]``.
+
+    Returns
+    -------
+    tuple of int
+        (P patients, seed).
+    """
+    body = text.split(":", 1)[1] if ":" in text else ""
+    src = parse_source("synth:" + body)
+    return src.n, src.seed
+
+
+def patient_grades(seed: int) -> tuple[int, int]:
+    """Correlated (left, right) grades of one synthetic patient, drawn as in screening data."""
+    from retinaview.core.synthetic import draw_patient_grades
+
+    left, right = draw_patient_grades(np.random.default_rng([seed, 0xE7E5]))
+    return int(left), int(right)
+
+
+class SynthPairDataset(Dataset):
+    """2P synthetic images of P patients: patient p has images 2p (left eye) and 2p + 1 (right eye).
+
+    ``records`` carry the patient and the eye of every image, as a folder's records do, so predictions
+    over either kind of data set pair the two eyes the same way.
+    """
+
+    def __init__(self, patients: int, seed: int = 0, size: int = 640, chain: str = "paper") -> None:
+        self.patients = patients
+        self.seed = seed
+        self.size = size
+        self.chain = chain
+        self.records = [
+            Record(Path(f"synth-{seed}-{p}_{eye}"), -1, f"{p}_{eye}", str(p), eye)
+            for p in range(patients)
+            for eye in ("left", "right")
+        ]
+
+    def describe(self) -> str:
+        return f"synthpairs:{self.patients}:{self.seed} at {self.size}px"
+
+    def __len__(self) -> int:
+        return 2 * self.patients
+
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
+        from retinaview.core.synthetic import generate
+
+        _, i = _key(key)
+        p, side = divmod(i, 2)
+        base = self.seed * SEED_STRIDE + p
+        eye = ("left", "right")[side]
+        smp = generate(base * 2 + side, grade=patient_grades(base)[side], size=self.size, eye=eye)
+        image = preprocess_uint8(smp.image, self.chain, self.size)
+        return torch.from_numpy(image).permute(2, 0, 1).contiguous(), int(smp.grade)
 
 
 # ---------------------------------------------------------------- image folders with a labels CSV
@@ -311,7 +377,7 @@ def find_labels_csv(folder: Path) -> Path:
     raise DataError(f"{folder}: several CSV files ({names}); name the labels file with --labels")
 
 
-def read_labels(
+def read_records(
     csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None
 ) -> list[Record]:
     """Parse an EyePACS or APTOS labels CSV; names without an extension are looked up in ``image_dir``.
@@ -365,7 +431,7 @@ def _resolve(folder: Path, image: str, index: dict[str, Path]) -> Path | None:
 def load_folder(folder: str | os.PathLike, labels: str | os.PathLike | None = None) -> list[Record]:
     folder = Path(folder)
     csv_path = Path(labels) if labels else find_labels_csv(folder)
-    return read_labels(csv_path, folder)
+    return read_records(csv_path, folder)
 
 
 def split_by_patient(
@@ -427,23 +493,28 @@ class FolderDataset(Dataset):
         r = self.records[index]
         return cached_preprocess(r.path, self.chain, self.size, self.cache_dir), r.grade
 
-    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
         key = _key(key)
         image, grade = self.sample(key[1])
         return _to_item(image, key, self.augment, self.aug_seed), grade
 
 
-def cache_root_for(folder: Path) -> Path:
-    """``<folder>/.retinaview-cache`` when writable, else the user cache (XDG_CACHE_HOME)."""
-    local = folder / CACHE_DIRNAME
-    try:
-        local.mkdir(exist_ok=True)
-        if os.access(local, os.W_OK):
-            return local
-    except OSError:
-        pass
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "retinaview" / "preprocessed"
+def user_cache_dir() -> Path:
+    """The folder for derived data: ``$XDG_CACHE_HOME/retinaview`` (default ``~/.cache/retinaview``).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created). Derived data never goes into a user's image folder: it may be read-only,
+        shared, or under version control.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "retinaview"
+
+
+def preprocessed_cache_dir() -> Path:
+    """Where `cached_preprocess` keeps preprocessed images by default: ``user_cache_dir() / "preprocessed"``."""
+    return user_cache_dir() / "preprocessed"
 
 
 def cached_preprocess(
@@ -454,7 +525,7 @@ def cached_preprocess(
     The cache key follows the absolute path, size in bytes and modification time of the file, so an
     edited image is preprocessed again.
     """
-    root = cache_dir or cache_root_for(path.parent)
+    root = cache_dir or preprocessed_cache_dir()
     try:
         st = path.stat()
     except OSError:
@@ -504,7 +575,44 @@ def _atomic_save(path: Path, write) -> None:
         raise
 
 
-def guarded(loader) -> Iterator:
+def default_workers() -> int:
+    """Data-loader processes: one on small machines (generation overlaps compute), more with more cores."""
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 4 else min(4, cores // 4)
+
+
+def make_loader(
+    dataset: Dataset, batch_sampler: EpochBatchSampler, workers: int, device: torch.device
+) -> DataLoader:
+    """A DataLoader over ``dataset`` in the batches of ``batch_sampler``.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Indexed by `EpochKey`.
+    batch_sampler : EpochBatchSampler
+        Yields the batches of keys.
+    workers : int
+        Loader processes; 0 loads in the calling thread.
+    device : torch.device
+        Where the batches go; host memory is pinned for CUDA.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+    """
+    kwargs: dict[str, object] = {
+        "batch_sampler": batch_sampler,
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+    }
+    if workers > 0:
+        # Never fork: the caller may be a GUI or a process with threads; spawn is safe everywhere.
+        kwargs.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
+    return DataLoader(dataset, **kwargs)
+
+
+def guarded(loader: DataLoader) -> Iterator:
     """Iterate a DataLoader; a `RetinaviewError` raised in a worker process comes back as one line.
 
     DataLoader re-raises worker exceptions with the worker's traceback in the message; the user needs
