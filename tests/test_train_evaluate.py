@@ -83,6 +83,7 @@ def test_train_patient_head_and_per_patient_report(model_file, tmp_path, capsys)
     assert rc == 0
     text = capsys.readouterr().out
     assert "per-patient QWK" in text and "both-eyes head" in text and "referable DR" in text
+    assert "recall per grade: 0: " in text and "balanced accuracy" in text
 
 
 def test_bad_model_is_one_line_error(tmp_path, capsys):

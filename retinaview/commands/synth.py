@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from retinaview.core.common.errors import DataError
+from retinaview.commands._progress import Progress
+from retinaview.core.common.errors import DataError, os_error_message
 
 
 def register(subparsers) -> None:
@@ -74,18 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     total = args.n + (args.n % 2 if args.patients else 0)
-    start = time.perf_counter()
-    last = [0.0]
-    show = total >= 20
-
-    def progress(done: int, n: int) -> None:
-        now = time.perf_counter()
-        if show and (now - last[0] > 1.0 or done == n):
-            last[0] = now
-            rate = done / max(now - start, 1e-9)
-            end = "\n" if done == n else "\r"
-            print(f"synth: {done}/{n} images ({rate:.1f}/s)", end=end, file=sys.stderr, flush=True)
-
+    progress = Progress(total, "synth", enabled=None if total >= 20 else False)
     try:
         labels = write_dataset(
             out,
@@ -95,11 +84,13 @@ def run(args: argparse.Namespace) -> int:
             patients=args.patients,
             frequencies=freqs,
             fmt=args.format,
-            progress=progress,
+            progress=progress.callback,
         )
     except ValueError as exc:
         raise DataError(str(exc)) from None
     except OSError as exc:
-        raise DataError(f"{out}: {exc.strerror or exc}") from None
+        raise DataError(os_error_message(exc.filename or out, "write", exc)) from None
+    finally:
+        progress.close()
     print(f"wrote {total} images, {labels} and {out / 'groundtruth'}", file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from retinaview.core.common.errors import DataError, RetinaviewError
+from retinaview.core.common.errors import DataError, RetinaviewError, os_error_message
 from retinaview.core.common.io import IMAGE_SUFFIXES
 from retinaview.core.common.labels import read_label_rows
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
@@ -413,7 +413,7 @@ def _image_index(folder: Path) -> dict[str, Path]:
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise DataError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+        raise DataError(os_error_message(folder, "list folder", exc)) from None
     for p in entries:
         if p.suffix.lower() in suffixes and not p.name.startswith("."):
             index.setdefault(p.name.lower(), p)

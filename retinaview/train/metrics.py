@@ -128,19 +128,54 @@ def referable(y_true, probs) -> dict[str, Any]:
 
 
 def grading_report(y_true, probs, num_classes: int | None = None) -> dict[str, Any]:
-    """Everything `retinaview evaluate` prints: qwk, accuracy, confusion, per_class, referable, n."""
+    """Everything `retinaview evaluate` prints.
+
+    Parameters
+    ----------
+    y_true : array_like
+        (N,) true grades.
+    probs : array_like
+        (N, K) class probabilities; the predicted grade is the most probable.
+    num_classes : int, optional
+        K; default ``probs.shape[1]``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``qwk``, ``accuracy``, ``balanced_accuracy`` (the mean recall over the grades present, so a
+        common grade cannot carry it), ``confusion``, ``per_class`` (`per_class`) and ``referable``
+        (`referable`).
+    """
     p = np.asarray(probs, dtype=np.float64)
     k = num_classes or p.shape[1]
     t = np.asarray(y_true, dtype=np.int64).ravel()
     cm = confusion_matrix(t, p.argmax(1), k)
+    classes = per_class(cm)
     return {
         "n": int(t.size),
         "qwk": kappa_from_confusion(cm),
         "accuracy": accuracy_from_confusion(cm),
+        "balanced_accuracy": balanced_accuracy(classes),
         "confusion": cm.tolist(),
-        "per_class": per_class(cm),
+        "per_class": classes,
         "referable": referable(t, p),
     }
+
+
+def balanced_accuracy(classes: list[dict[str, Any]]) -> float | None:
+    """Mean recall (sensitivity) over the grades with at least one true image; None if there are none.
+
+    Parameters
+    ----------
+    classes : list of dict
+        `per_class` rows.
+
+    Returns
+    -------
+    float or None
+    """
+    recalls = [c["sensitivity"] for c in classes if c["support"]]
+    return float(np.mean(recalls)) if recalls else None
 
 
 def _ratio(a: int, b: int) -> float | None:
