@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import Any
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = subparsers.add_parser(
         "evaluate",
         help="QWK, accuracy, confusion, referable-DR sensitivity/specificity/AUC of a model",
@@ -36,11 +39,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _f(v, fmt=".3f") -> str:
+def _f(v: float | None, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def format_report(r: dict) -> str:
+def format_report(r: dict[str, Any]) -> str:
+    """The text report of an `retinaview.train.evaluate.evaluate` result, one figure group a line."""
     lines = [
         f"model {r['model']}",
         f"data {r['data']}: {r['n']} images",
@@ -90,7 +94,8 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     import torch
 
     from retinaview.commands._progress import Progress

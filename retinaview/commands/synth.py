@@ -9,7 +9,8 @@ from retinaview.commands._progress import Progress
 from retinaview.core.common.errors import DataError, os_error_message
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = subparsers.add_parser(
         "synth",
         help="write synthetic diabetic-retinopathy photographs with labels and ground truth",
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
 
 
 def parse_frequencies(text: str) -> tuple[float, ...]:
+    """Five non-negative grade frequencies with a positive sum from ``F0,F1,F2,F3,F4``; `DataError` else."""
     try:
         values = tuple(float(v) for v in str(text).split(","))
     except ValueError:
@@ -59,6 +61,7 @@ def parse_frequencies(text: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     from pathlib import Path
 
     from retinaview.core.synthetic import write_dataset

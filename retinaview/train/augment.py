@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    """Which augmentations apply, and how strongly."""
+
     rotate: bool = True
     hflip: float = 0.5
     vflip: float = 0.5
@@ -30,7 +32,22 @@ class AugmentConfig:
 def augment(
     x: torch.Tensor, generator: torch.Generator | None = None, config: AugmentConfig | None = None
 ) -> torch.Tensor:
-    """Augmented copy of ``x`` (N, C, H, W) float in [0, 1]; same shape, values clamped to [0, 1]."""
+    """Augmented copy of a batch.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, C, H, W) float in [0, 1].
+    generator : torch.Generator, optional
+        Source of every random number; a seeded one fixes the result.
+    config : AugmentConfig, optional
+        Default `AugmentConfig()`.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, values clamped to [0, 1].
+    """
     cfg = config or AugmentConfig()
     n = x.shape[0]
     dev = x.device

@@ -8,13 +8,16 @@ Data sources are strings, as on the command line:
   offsets the seeds by ``epoch * N`` so no image is seen twice.
 - ``DIR``: an image folder with a labels CSV (EyePACS ``image,level`` or APTOS ``id_code,diagnosis``,
   detected by the header); EyePACS names ``{patient}_{left|right}`` pair the two eyes of a patient.
-  The ``paper`` preprocessing (or the model's chain) is cached on disk as uint8 ``.npy`` files so epochs
+  The model's preprocessing chain is cached as uint8 ``.npy`` files in the user's cache folder
+  (``$XDG_CACHE_HOME/retinaview``, default ``~/.cache/retinaview``; never the image folder) so epochs
   after the first skip it.
+- ``synthpairs:P[:SEED]``: P synthetic patients, both eyes (`SynthPairDataset`).
 
 Datasets are indexed by ``(epoch, index)`` keys (see `EpochBatchSampler`) so that every random choice
 (balanced grade, augmentation) is a pure function of (seed, epoch, index): runs are reproducible,
 resumable mid-epoch, and independent of the number of data-loader workers.
-Items are ``(uint8 tensor (3, S, S), grade)``; the trainer converts to float and normalises on the device.
+Items are ``(uint8 tensor (3, S, S), grade)``; `retinaview.core.models.inputs.normalise` makes them the
+model's input on the device.
 """
 
 from __future__ import annotations
@@ -49,24 +52,47 @@ EpochKey = tuple[int, int]  # (epoch, index)
 
 @dataclass(frozen=True)
 class SynthSource:
+    """``synth:N:SEED``: N synthetic images of data-set seed SEED."""
+
     n: int
     seed: int = 0
 
     def describe(self) -> str:
+        """The source as written on the command line."""
         return f"synth:{self.n}:{self.seed}"
 
 
 @dataclass(frozen=True)
 class FolderSource:
+    """An image folder and, when it is not found by name, its labels CSV."""
+
     folder: Path
     labels: Path | None = None
 
     def describe(self) -> str:
+        """The folder's path."""
         return str(self.folder)
 
 
 def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSource | FolderSource:
-    """``synth:N[:SEED]`` or a folder path; a one-line `DataError` otherwise."""
+    """Read a data source string.
+
+    Parameters
+    ----------
+    text : str
+        ``synth:N[:SEED]`` or the path of a folder.
+    labels : str or os.PathLike, optional
+        The folder's labels CSV when it is not found by name.
+
+    Returns
+    -------
+    SynthSource or FolderSource
+
+    Raises
+    ------
+    DataError
+        One line naming the source and the problem.
+    """
     text = str(text)
     if text.startswith("synth:"):
         parts = text.split(":")[1:]
@@ -91,7 +117,18 @@ def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSou
 
 
 def parse_balance(text: str | None) -> tuple[float, ...] | None:
-    """``none`` -> None (natural frequencies), ``equal`` -> 1/K each, or K comma-separated proportions."""
+    """Read a ``--balance`` value: the grade proportions of class-balanced sampling.
+
+    Parameters
+    ----------
+    text : str or None
+        ``none`` (or empty), ``equal``, or K comma-separated non-negative numbers.
+
+    Returns
+    -------
+    tuple of float or None
+        Proportions summing to 1; None for the natural frequencies.
+    """
     if text is None or text in ("", "none"):
         return None
     if text == "equal":
@@ -143,10 +180,12 @@ class EpochBatchSampler:
         self.start = 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Iterate ``epoch`` from batch ``start_batch`` on (to resume mid-epoch)."""
         self.epoch = epoch
         self.start = start_batch
 
     def indices(self, epoch: int) -> list[int]:
+        """This rank's item indices of ``epoch``, in order."""
         g = torch.Generator()
         g.manual_seed(self.seed * 7919 + epoch)
         if self.weights is not None:
@@ -237,9 +276,11 @@ class SynthDataset(Dataset):
         return self.n
 
     def item_seed(self, epoch: int, index: int) -> int:
+        """The generator seed of item ``index`` in ``epoch`` (the epoch counts only for fresh sources)."""
         return self.seed * SEED_STRIDE + (epoch * self.n if self.fresh else 0) + index
 
     def requested_grade(self, item_seed: int) -> int | None:
+        """The grade class balancing asks of the item; None lets the generator draw it."""
         if self.proportions is None:
             return None
         rng = np.random.default_rng([item_seed, 0xB417])
@@ -348,6 +389,8 @@ class SynthPairDataset(Dataset):
 
 @dataclass(frozen=True)
 class Record:
+    """One labelled image: its file, grade, name without extension, patient, eye and CSV line."""
+
     path: Path
     grade: int
     name: str
@@ -357,7 +400,19 @@ class Record:
 
 
 def patient_eye(name: str) -> tuple[str, str | None]:
-    """EyePACS ``{patient}_{left|right}`` -> (patient, 'left'/'right'); other names are their own patient."""
+    """Patient and eye of an image name.
+
+    Parameters
+    ----------
+    name : str
+        Image name without extension.
+
+    Returns
+    -------
+    tuple
+        (patient, ``"left"``/``"right"``) for EyePACS names ``{patient}_{left|right}``; (name, None) for
+        other names, which are their own patient.
+    """
     m = _EYE.match(name)
     if m:
         return m["patient"], m["eye"].lower()
@@ -365,6 +420,7 @@ def patient_eye(name: str) -> tuple[str, str | None]:
 
 
 def find_labels_csv(folder: Path) -> Path:
+    """The labels CSV of an image folder: a known name, else the folder's only CSV; `DataError` otherwise."""
     for name in LABEL_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -380,10 +436,24 @@ def find_labels_csv(folder: Path) -> Path:
 def read_records(
     csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None
 ) -> list[Record]:
-    """Parse an EyePACS or APTOS labels CSV; names without an extension are looked up in ``image_dir``.
+    """Records of the images an EyePACS or APTOS labels CSV names.
 
-    Every problem is a `DataError` naming the file and the line: empty file, unknown columns, a row with
-    the wrong number of fields, a label that is not a grade 0-4, a duplicate name, a missing image.
+    Parameters
+    ----------
+    csv_path : str or os.PathLike
+        The labels CSV.
+    image_dir : str or os.PathLike, optional
+        Where the images are; default the CSV's folder. Names without an extension are looked up there.
+
+    Returns
+    -------
+    list of Record
+
+    Raises
+    ------
+    DataError
+        Naming the file and the line: empty file, unknown columns, a row with the wrong number of fields,
+        a label that is not a grade 0-4, a duplicate name, a missing image.
     """
     csv_path = Path(csv_path)
     folder = Path(image_dir) if image_dir is not None else csv_path.parent
@@ -429,6 +499,7 @@ def _resolve(folder: Path, image: str, index: dict[str, Path]) -> Path | None:
 
 
 def load_folder(folder: str | os.PathLike, labels: str | os.PathLike | None = None) -> list[Record]:
+    """Records of an image folder, with its labels CSV found by name unless ``labels`` names it."""
     folder = Path(folder)
     csv_path = Path(labels) if labels else find_labels_csv(folder)
     return read_records(csv_path, folder)
@@ -437,7 +508,22 @@ def load_folder(folder: str | os.PathLike, labels: str | os.PathLike | None = No
 def split_by_patient(
     records: Sequence[Record], val_fraction: float, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Train/validation split with both eyes of a patient on the same side; seeded, about val_fraction."""
+    """Split records into training and validation with both eyes of a patient on the same side.
+
+    Parameters
+    ----------
+    records : sequence of Record
+        The images.
+    val_fraction : float
+        About this share of the patients (at least one when positive) goes to validation.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    tuple of list of Record
+        (train, val).
+    """
     patients = sorted({r.patient for r in records})
     rng = np.random.default_rng([seed, 0x5EED])
     order = rng.permutation(len(patients))
@@ -451,7 +537,20 @@ def split_by_patient(
 
 
 def balance_weights(grades: Sequence[int], proportions: Sequence[float]) -> list[float]:
-    """Per-item sampling weights so that drawing with replacement gives the target grade proportions."""
+    """Per-item sampling weights so that drawing with replacement gives the target grade proportions.
+
+    Parameters
+    ----------
+    grades : sequence of int
+        Grade of every item.
+    proportions : sequence of float
+        Target share of every grade.
+
+    Returns
+    -------
+    list of float
+        One weight per item; 0 for grades with a zero target.
+    """
     counts = np.bincount(np.asarray(grades, dtype=np.int64), minlength=NUM_GRADES)
     out = []
     for g in grades:
@@ -487,9 +586,11 @@ class FolderDataset(Dataset):
 
     @property
     def grades(self) -> list[int]:
+        """Grade of every record."""
         return [r.grade for r in self.records]
 
     def sample(self, index: int) -> tuple[np.ndarray, int]:
+        """(preprocessed image (S, S, 3) uint8, grade) of one record, unaugmented."""
         r = self.records[index]
         return cached_preprocess(r.path, self.chain, self.size, self.cache_dir), r.grade
 
@@ -520,10 +621,26 @@ def preprocessed_cache_dir() -> Path:
 def cached_preprocess(
     path: Path, chain: str, size: int, cache_dir: Path | None = None
 ) -> np.ndarray:
-    """The ``chain`` preprocessing of ``path`` at ``size`` as (size, size, 3) uint8, cached on disk.
+    """The ``chain`` preprocessing of an image file, cached on disk.
 
     The cache key follows the absolute path, size in bytes and modification time of the file, so an
     edited image is preprocessed again.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The image file.
+    chain : str
+        Preprocessing chain (`retinaview.core.preprocess`).
+    size : int
+        Side of the model's input in pixels.
+    cache_dir : pathlib.Path, optional
+        Default `preprocessed_cache_dir`, in the user's cache folder, never the image's folder.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size, 3) uint8.
     """
     root = cache_dir or preprocessed_cache_dir()
     try:
@@ -555,8 +672,24 @@ def cached_preprocess(
 
 
 def preprocess_uint8(image: np.ndarray, chain: str, size: int) -> np.ndarray:
-    """The model's input of one photograph as (size, size, 3) uint8: the same `preprocess` call as the
-    viewer and ``retinaview explain`` (the one input path), rounded to 8 bits for caching."""
+    """One photograph preprocessed for a model, rounded to 8 bits for caching.
+
+    The same `retinaview.core.preprocess.preprocess` call as the viewer and ``retinaview explain`` make.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) photograph.
+    chain : str
+        Preprocessing chain.
+    size : int
+        Side of the model's input in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size, 3) uint8.
+    """
     from retinaview.core.preprocess import preprocess
 
     pre = preprocess(image, chain=chain, size=size)
@@ -650,7 +783,35 @@ def build_dataset(
     records: list[Record] | None = None,
     image_size: int | None = None,
 ) -> SynthDataset | FolderDataset:
-    """A dataset for one source; ``records`` overrides a folder's records (after a patient split)."""
+    """The data set of one source.
+
+    Parameters
+    ----------
+    source : SynthSource, FolderSource or str
+        Where the images come from.
+    size : int
+        Side of the model's input in pixels.
+    chain : str
+        The model's preprocessing chain.
+    proportions : sequence of float, optional
+        Grade proportions of a class-balanced synthetic source.
+    fresh : bool
+        New synthetic images every epoch.
+    augment : AugmentConfig, optional
+        Augmentation of every item.
+    aug_seed : int
+        Seed of the augmentation.
+    cache_dir : str or os.PathLike, optional
+        Where preprocessed images are kept.
+    records : list of Record, optional
+        Replace a folder's records (after a patient split).
+    image_size : int, optional
+        Side of the generated synthetic photographs; default ``size``.
+
+    Returns
+    -------
+    SynthDataset or FolderDataset
+    """
     if isinstance(source, str):
         source = parse_source(source)
     if isinstance(source, SynthSource):

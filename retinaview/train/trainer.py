@@ -107,6 +107,8 @@ class TrainEvent:
 
 @dataclass
 class TrainResult:
+    """How a run ended: its status, where it stands, the best validation QWK and the files it wrote."""
+
     status: str  # done | stopped | time-limit | interrupted | terminated
     epochs_done: int
     global_step: int
@@ -157,10 +159,29 @@ def train(
     model: nn.Module | None = None,
     spec: ModelSpec | None = None,
 ) -> TrainResult:
-    """Train (or resume) as ``config`` says; ``progress`` gets `TrainEvent`s, ``stop`` ends it cleanly.
+    """Train (or resume) a grader as ``config`` says.
 
-    ``model``/``spec`` replace building ``config.arch`` (tests use tiny models). Raises `DataError` for
-    bad sources or a run folder that already holds a run without ``resume``.
+    Parameters
+    ----------
+    config : TrainConfig
+        The run.
+    progress : callable, optional
+        Gets a `TrainEvent` after every step and epoch, and at the end (rank 0 only).
+    stop : threading.Event, optional
+        Set it to end the run cleanly after the current step; ``last.pt`` is saved.
+    model : torch.nn.Module, optional
+        Replaces building ``config.arch`` (tests use tiny models); needs ``spec``.
+    spec : ModelSpec, optional
+        The spec of ``model``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError
+        Bad sources, or a run folder that already holds a run without ``resume``.
     """
     info = _init_distributed()
     try:
@@ -171,7 +192,15 @@ def train(
 
 
 class _Trainer:
-    def __init__(self, cfg, progress, stop, model, spec, info: _Dist) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        progress: Callable[[TrainEvent], None] | None,
+        stop: threading.Event | None,
+        model: nn.Module | None,
+        spec: ModelSpec | None,
+        info: _Dist,
+    ) -> None:
         self.cfg = cfg
         self.progress = progress if info.main else None
         self.stop_event = stop
