@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def augment(
         theta[:, 0, 1] = -sin * sy
         theta[:, 1, 0] = sin * sx
         theta[:, 1, 1] = cos * sy
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        grid = functional.affine_grid(theta, list(x.shape), align_corners=False)
+        out = functional.grid_sample(
+            out, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
     if cfg.brightness or cfg.contrast:
         b = 1 + (rand(n) * 2 - 1) * cfg.brightness
         c = 1 + (rand(n) * 2 - 1) * cfg.contrast

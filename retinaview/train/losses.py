@@ -14,8 +14,8 @@ balancing avoids such batches, and ``kappa+ce`` adds a cross-entropy term that a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 LOSSES = ("kappa", "ce", "kappa+ce")
 
@@ -51,7 +51,7 @@ def weighted_kappa_loss(
     n, k = logits.shape
     p = logits.softmax(1)
     w = quadratic_weights(k, logits.device)
-    onehot = F.one_hot(targets.long(), k).to(p.dtype)
+    onehot = functional.one_hot(targets.long(), k).to(p.dtype)
     observed = (w[targets.long()] * p).sum()
     expected = (w * torch.outer(onehot.sum(0), p.sum(0))).sum() / n
     return torch.log(observed + eps) - torch.log(expected + eps)
@@ -74,7 +74,7 @@ class KappaCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Loss of (N, K) logits against (N,) grades."""
-        return weighted_kappa_loss(logits, targets) + self.ce_weight * F.cross_entropy(
+        return weighted_kappa_loss(logits, targets) + self.ce_weight * functional.cross_entropy(
             logits.float(), targets.long()
         )
 
