@@ -22,7 +22,7 @@ from retinaview.train.metrics import grading_report, quadratic_weighted_kappa
 from retinaview.train.patient import PatientHead, load_head
 from retinaview.train.predict import (
     Predictions,
-    build_dataset,
+    dataset_for_model,
     pair_features,
     pair_indices,
     predict,
@@ -112,7 +112,7 @@ def evaluate(
     if not isinstance(model, nn.Module):
         model = load_model(model, device)
     spec: ModelSpec = model.spec
-    dataset = build_dataset(data, spec, labels)
+    dataset = dataset_for_model(data, spec, labels)
     if workers is None:
         workers = default_workers() if len(dataset) > 4 * batch else 0
     pred = predict(

@@ -24,7 +24,7 @@ import torch
 from retinaview.core.common.errors import CheckpointError, DataError
 from retinaview.train.data import default_workers
 from retinaview.train.metrics import quadratic_weighted_kappa
-from retinaview.train.predict import build_dataset, pair_features, pair_indices, predict
+from retinaview.train.predict import dataset_for_model, pair_features, pair_indices, predict
 
 HEAD_FORMAT = "retinaview-patient-head"
 
@@ -194,7 +194,7 @@ def train_patient(
     t0 = time.monotonic()
     model = load_model(model_path, device)
     spec = model.spec
-    dataset = build_dataset(data, spec, labels, synth_as_pairs=True)
+    dataset = dataset_for_model(data, spec, labels, synth_as_pairs=True)
     if workers is None:
         workers = default_workers() if len(dataset) > 4 * batch else 0
     device = next(model.parameters()).device

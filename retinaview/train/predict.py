@@ -69,7 +69,7 @@ def features_and_logits(
     return None, model(x)
 
 
-def build_dataset(
+def dataset_for_model(
     source: str, spec: ModelSpec, labels: str | None = None, *, synth_as_pairs: bool = False
 ) -> Dataset:
     """The data set of a source string, preprocessed for ``spec``'s input.
