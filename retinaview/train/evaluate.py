@@ -112,6 +112,8 @@ def evaluate(
     if not isinstance(model, nn.Module):
         model = load_model(model, device)
     spec: ModelSpec = model.spec
+    # Read before the grading starts: a bad head file should not cost a whole evaluation.
+    head = load_head(head_path) if head_path else None
     dataset = dataset_for_model(data, spec, labels)
     if workers is None:
         workers = default_workers() if len(dataset) > 4 * batch else 0
@@ -125,7 +127,6 @@ def evaluate(
         progress=progress,
     )
     report = grading_report(pred.grades, pred.probs, spec.num_classes)
-    head = load_head(head_path) if head_path else None
     patients = patient_report(pred, head)
     if patients is not None:
         report["patients"] = patients
