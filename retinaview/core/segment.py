@@ -18,6 +18,7 @@ from torch import nn
 
 from retinaview.core.common.errors import CheckpointError
 from retinaview.core.common.geometry import Geometry
+from retinaview.core.models.inputs import to_input
 
 BUNDLED_VESSEL_MODEL = (
     Path(__file__).resolve().parents[2] / "resources" / "models" / "driu_synthetic.pt"
@@ -90,13 +91,9 @@ def segment(model: nn.Module, image: Any) -> Segmentation:
         if isinstance(image, Preprocessed)
         else preprocess(image, spec.preprocessing, spec.input_size)
     )
-    param = next(model.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(pre.image.transpose(2, 0, 1)))[None]
-    x = x.to(device=param.device, dtype=param.dtype)
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    x = to_input(model, pre.image)
     with torch.no_grad():
-        logits = model((x - mean) / std)[0, 0].double()
+        logits = model(x)[0, 0].double()
     prob = torch.sigmoid(logits)
     return Segmentation(
         logits=logits.float().cpu().numpy(),

@@ -33,6 +33,7 @@ from torch import nn
 from retinaview.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from retinaview.core.common.errors import DataError
 from retinaview.core.common.vessel_metrics import VesselScores, mean_scores, vessel_scores
+from retinaview.core.models.inputs import normalise
 from retinaview.core.models.registry import ModelSpec, build_model
 
 SEED_STRIDE = 1_000_003
@@ -171,13 +172,6 @@ def _crops(
                 a = a[:, ::-1]
             out.append(np.ascontiguousarray(a))
         yield out[0], out[1], out[2]
-
-
-def normalise_batch(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """(N, 3, H, W) uint8 -> float normalised with the spec's mean and standard deviation."""
-    mean = torch.tensor(spec.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    return (x.float() / 255.0 - mean) / std
 
 
 class _Run:
@@ -322,7 +316,7 @@ class _Run:
                 t_epoch = time.monotonic()
                 losses = []
                 for x, y, m, next_index in self._batches():
-                    x = normalise_batch(x.to(self.device), self.spec)
+                    x = normalise(x.to(self.device), self.spec)
                     logits = self.model(x)
                     loss = self.loss_fn(logits, y.to(self.device), m.to(self.device))
                     self.optimizer.zero_grad(set_to_none=True)
@@ -416,7 +410,7 @@ def vessel_probability(model: nn.Module, spec: ModelSpec, image_uint8: np.ndarra
     model.eval()
     try:
         with torch.no_grad():
-            logits = model(normalise_batch(x, spec))
+            logits = model(normalise(x, spec))
     finally:
         model.train(was_training)
     return torch.sigmoid(logits.double())[0, 0].cpu().numpy()
