@@ -16,6 +16,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from retinaview.engine import layers as L
 from retinaview.engine.fake import FAKE_LAYERS, FakeBackend, fake_explanation
 from retinaview.engine.worker import Engine
+from retinaview.ui.layer_table import fmt
 from retinaview.ui.main_window import MainWindow
 
 SIZE = 96
@@ -158,6 +159,30 @@ def test_clicking_a_hidden_unit_outlines_its_receptive_field(qtbot, window):
     # The value under the cursor names the unit and its score.
     text = inspector.describe(0, 0, oy + jump * i, ox + jump * j)
     assert f"unit ({i}, {j})" in text
+
+
+def _click_centre(qtbot, inspector, row: int, c: int):
+    pane = inspector.panes[row][c]
+    h, w = inspector.result.photo.shape[:2]
+    pos = inspector.grid.mapFromScene(pane.box.mapViewToScene(QPointF(w / 2, h / 2)))
+    with qtbot.waitSignal(inspector.unitPicked, timeout=5_000) as blocker:
+        qtbot.mouseClick(inspector.grid.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos))
+    return blocker.args
+
+
+@pytest.mark.parametrize(("row", "c"), [(0, 2), (1, 1)])
+def test_a_click_reports_the_clicked_maps_class_not_the_class_box(qtbot, window, row, c):
+    inspector = window._inspector
+    window.controls.change(cls=4)
+    number = 3
+    _show(qtbot, inspector, number)
+    _number, i, j = _click_centre(qtbot, inspector, row, c)
+    si, sk = L.hidden_maps(inspector.ex, number)
+    value = (si, sk)[row][c, i, j]
+    text = inspector.value.text()
+    assert f"class {c} · {('Sᵢ', 'Sₖ')[row]} of unit ({i}, {j})" in text, text
+    assert fmt(value) in text
+    assert inspector.cls() == 4  # the table and the waterfall keep the Class box's class
 
 
 def test_feature_bar_shows_that_features_map(qtbot, window):

@@ -97,6 +97,8 @@ class LayerInspector(QWidget):
         self.maps: L.LayerMaps | None = None
         self.state = ViewState()
         self.unit: tuple[int, int] | None = None
+        # The map the unit was picked on (row 0 S_i or 1 S_k, class): its value is the one reported.
+        self.unit_map: tuple[int, int] | None = None
         self._photo_id = 0
         self._wanted_key = None
         self._shown_key = None
@@ -587,13 +589,20 @@ class LayerInspector(QWidget):
         hit = self._pane_at(event.scenePos())
         if hit is None:
             return
-        _row, _c, pane = hit
+        row, c, pane = hit
+        if pane.cls is None:
+            return
         y, x = self._model_point(pane, event.scenePos())
-        self.pick_unit(*L.unit_at(self.ex, self.number, y, x))
+        self.pick_unit(*L.unit_at(self.ex, self.number, y, x), cls=c, row=row)
 
-    def pick_unit(self, i: int, j: int) -> None:
-        """Outline unit (i, j)'s receptive field on every map and draw its Gaussian prior."""
+    def pick_unit(self, i: int, j: int, cls: int | None = None, row: int = 0) -> None:
+        """Outline unit (i, j)'s receptive field on every map and draw its Gaussian prior.
+
+        ``cls`` and ``row`` name the map that was clicked (class, 0 for S_i or 1 for S_k): its value is
+        reported. Without ``cls``, the class of the table and the waterfall.
+        """
         self.unit = (int(i), int(j))
+        self.unit_map = (int(row), self.cls() if cls is None else int(cls))
         self._draw_unit()
         self.unitPicked.emit(self.number, *self.unit)
 
@@ -605,6 +614,7 @@ class LayerInspector(QWidget):
 
     def _clear_unit(self) -> None:
         self.unit = None
+        self.unit_map = None
         for item in (*self.rf_rects, *self.priors):
             item.hide()
 
@@ -629,13 +639,15 @@ class LayerInspector(QWidget):
                 item.setTransform(prior_tf)
                 item.show()
         i, j = self.unit
-        rf, jump, _ = L.geometry(self.ex, self.number)
-        si, _sk = L.hidden_maps(self.ex, self.number, self.feature)
-        c = self.cls()
+        rf, _jump, _ = L.geometry(self.ex, self.number)
+        si, sk = L.hidden_maps(self.ex, self.number, self.feature)
+        row, c = self.unit_map or (0, self.cls())
+        maps = sk if row == 1 and sk is not None else si
+        name = self._row_label(1 if maps is sk else 0)
+        value = fmt(maps[c, i, j]) if maps is not None else "—"
         self.value.setText(
-            f"unit ({i}, {j}) of layer {self.number}: receptive field {rf} × {rf} px, "
-            f"Gaussian prior σ = {self.ex.params.get('sigma_factor', 0.25) * rf:.3g} px · "
-            f"class {c} Sᵢ = {fmt(si[c, i, j])}"
+            f"class {c} · {name} of unit ({i}, {j}) of layer {self.number} = {value} · receptive field "
+            f"{rf} × {rf} px, Gaussian prior σ = {self.ex.params.get('sigma_factor', 0.25) * rf:.3g} px"
         )
 
     # --- walk-through ------------------------------------------------------------------------------
