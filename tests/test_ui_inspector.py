@@ -18,6 +18,7 @@ from retinaview.engine.fake import FAKE_LAYERS, FakeBackend, fake_explanation
 from retinaview.engine.worker import Engine
 from retinaview.ui.layer_table import fmt
 from retinaview.ui.main_window import MainWindow
+from tests.ui_layout import SCREEN_SIZES, text_problems
 
 SIZE = 96
 
@@ -242,3 +243,16 @@ def test_view_command_inspector_screenshot(tmp_path, folder):
     assert done.returncode == 0, done.stderr
     with Image.open(out) as img:
         assert img.size == (1200, 800)
+
+
+@pytest.mark.parametrize("size", SCREEN_SIZES)
+def test_inspector_text_fits_at_screen_sizes(qtbot, window, size):
+    """Maximised at a common screen size, with the browser open: nothing cut, elided or overlapping."""
+    inspector = window._inspector
+    window.resize(*size)
+    _show(qtbot, inspector, 2)
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
+    # The inspector leaves the browser its room: its minimum width fits beside the browser and panel.
+    assert inspector.minimumSizeHint().width() <= 640
