@@ -256,3 +256,24 @@ def test_inspector_text_fits_at_screen_sizes(qtbot, window, size):
     assert problems == [], "\n".join(problems)
     # The inspector leaves the browser its room: its minimum width fits beside the browser and panel.
     assert inspector.minimumSizeHint().width() <= 640
+
+
+@pytest.mark.parametrize("width", [300, 420, 800])
+def test_waterfall_ticks_and_text_fit(qtbot, width):
+    """Seventeen parts (paper17's sixteen layers): input, bias and logit named, numbers never collide."""
+    from retinaview.ui.waterfall import WaterfallPlot
+
+    rng = np.random.default_rng(0)
+    parts = rng.normal(size=(5, 18))
+    data = L.Waterfall(("input", *(str(k) for k in range(1, 17)), "bias"), parts, parts.sum(1))
+    plot = WaterfallPlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, 260)
+    plot.show()
+    plot.set_waterfall(data, 2)
+    qtbot.wait(20)
+    assert text_problems(plot) == []
+    ticks = dict((t, x) for x, t in plot.plot.getPlotItem().getAxis("bottom")._tickLevels[0])
+    assert {"input", "in"} & set(ticks) and {"bias", "b"} & set(ticks)
+    assert {"logit", "="} & set(ticks)
+    assert "residual" in plot.caption.toolTip() and "= logit" in plot.caption.text()

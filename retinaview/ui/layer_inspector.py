@@ -107,10 +107,13 @@ class _ColourBar(QWidget):
         painter.setPen(QColor(MUTED))
         fm = painter.fontMetrics()
         top = bar_h + 2
-        for k in range(-int(SATURATE_SIGMA), int(SATURATE_SIGMA) + 1, 2):
+        half = int(SATURATE_SIGMA)
+        for k in (-half, -half // 2, 0, half // 2, half):
             x = round((k / SATURATE_SIGMA + 1) / 2 * (w - 1))
             painter.drawLine(x, bar_h, x, bar_h + 2)
-            text = f"{k:+d}σ" if k else "0"
+            text = (
+                f"{k}σ".replace("-", "−") if abs(k) == SATURATE_SIGMA else str(k).replace("-", "−")
+            )
             tw = fm.horizontalAdvance(text)
             left = min(max(x - tw // 2, 0), w - tw)
             painter.drawText(left, top, tw, fm.height(), Qt.AlignmentFlag.AlignLeft, text)
@@ -331,12 +334,35 @@ class LayerInspector(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        # The maps' size is set by the width (five square columns): height beyond what they need goes to
+        # the table and the charts, until the user moves the divider.
+        self._user_split = False
+        self.splitter.splitterMoved.connect(self._on_split_moved)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
 
         self.walk_timer = QTimer(self, interval=WALK_MS)
         self.walk_timer.timeout.connect(self._walk_step)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._user_split:
+            self._balance()
+
+    @Slot()
+    def _on_split_moved(self, *_args) -> None:
+        self._user_split = True
+
+    def _balance(self) -> None:
+        total = self.splitter.height() - self.splitter.handleWidth()
+        column = max(self.width() - 16, 100) / 5
+        text = self.title.sizeHint().height() + self.export_button.sizeHint().height()
+        text += self.key.sizeHint().height() + self.value.sizeHint().height()
+        # two rows of maps, each under a heading and two lines of class title
+        top = text + 2 * (column + 3 * self.fontMetrics().height() + 12)
+        top = min(max(top, 0.45 * total), total - 260)
+        self.splitter.setSizes([round(top), round(total - top)])
 
     def _tool(self, text: str, tip: str, slot=None) -> QToolButton:
         button = QToolButton()

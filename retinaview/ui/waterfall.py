@@ -17,6 +17,9 @@ from retinaview.engine.layers import Waterfall
 from retinaview.ui.colormaps import COLORMAPS
 from retinaview.ui.theme import ACCENT, GRADE_COLOURS, MUTED, PANEL, TEXT
 
+# x-axis room beyond the input bar and the logit bar, in bars
+MARGIN = 1.0
+
 
 def _rgb(colour: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*colour)
@@ -119,7 +122,7 @@ class WaterfallPlot(QWidget):
         lo = min(0.0, float(np.nanmin(np.concatenate([before, before + parts, [logit]]))))
         hi = max(0.0, float(np.nanmax(np.concatenate([before, before + parts, [logit]]))))
         pad = 0.08 * (hi - lo or 1.0)
-        self.plot.getPlotItem().setXRange(-0.8, x_logit + 0.8, padding=0)
+        self.plot.getPlotItem().setXRange(-MARGIN, x_logit + MARGIN, padding=0)
         self.plot.getPlotItem().setYRange(lo - pad, hi + pad, padding=0)
         self.caption.setText(
             f"<span style='color:{TEXT}'>class {cls}: input {parts[0]:+.4g} + Σ Sₖ "
@@ -149,23 +152,29 @@ class WaterfallPlot(QWidget):
         axis = self.plot.getPlotItem().getAxis("bottom")
         fm = QFontMetricsF(axis.style.get("tickFont") or axis.font())
         width = self.plot.getPlotItem().getViewBox().width() or self.width()
-        per_unit = max(width / (self._x_logit + 1.6), 1.0)
+        per_unit = max(width / (self._x_logit + 2 * MARGIN), 1.0)
+        right = (self._x_logit + 2 * MARGIN) * per_unit
         taken: list[tuple[float, float]] = []
 
         def place(x: float, text: str) -> bool:
-            centre, half = x * per_unit, fm.horizontalAdvance(text) / 2 + 3
+            # pyqtgraph drops a tick label that would cross the axis' ends
+            centre, half = (x + MARGIN) * per_unit, fm.horizontalAdvance(text) / 2 + 3
+            if centre - half < 0 or centre + half > right:
+                return False
             if any(centre - half < b and centre + half > a for a, b in taken):
                 return False
             taken.append((centre - half, centre + half))
             return True
 
-        ticks = [
-            (x, t)
-            for x, t in ((float(n_layers + 1), "bias"), (self._x_logit, "logit"))
-            if place(x, t)
-        ]
-        if place(0.0, "input"):
-            ticks.append((0.0, "input"))
+        ticks = []
+        for x, names in (
+            (self._x_logit, ("logit", "=")),
+            (float(n_layers + 1), ("bias", "b")),
+            (0.0, ("input", "in")),
+        ):
+            text = next((t for t in names if place(x, t)), None)
+            if text is not None:
+                ticks.append((x, text))
         for step in (1, 2, 5, 10, 20, 50):
             numbers = [k for k in range(step, n_layers + 1, step)]
             spans = [fm.horizontalAdvance(labels[k]) + 6 for k in numbers]
