@@ -254,6 +254,18 @@ def test_inspector_text_fits_at_screen_sizes(qtbot, window, size):
     qtbot.wait(50)
     problems = text_problems(inspector)
     assert problems == [], "\n".join(problems)
+    # The other headings: the classifier's features, the input in hidden space, a picked unit.
+    _show(qtbot, inspector, L.feature_number(inspector.ex))
+    assert inspector.tabs.currentWidget() is inspector.features
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
+    inspector.set_space("hidden")
+    _show(qtbot, inspector, 0)
+    inspector.pick_unit(40, 40, cls=2, row=1)
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
     # The inspector leaves the browser its room: its minimum width fits beside the browser and panel.
     assert inspector.minimumSizeHint().width() <= 640
 

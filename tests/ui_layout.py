@@ -184,6 +184,7 @@ def graphics_text_problems(root: QWidget) -> list[str]:
         if not (_visible(view) or (view.isVisible() and _visible(view.viewport()))):
             continue
         titles = []
+        seen = view.mapToScene(view.viewport().rect()).boundingRect().adjusted(-1, -1, 1, 1)
         for item in view.scene().items():
             if not item.isVisible() or not _shown(item):
                 continue
@@ -195,6 +196,8 @@ def graphics_text_problems(root: QWidget) -> list[str]:
                 room = item.boundingRect().width()
                 if need > room + 1:
                     out.append(f"title {text[:40]!r}: {need:.0f} px wide in {room:.0f} px")
+                elif not seen.contains(item.item.sceneBoundingRect()):
+                    out.append(f"title {text[:40]!r}: runs past the edge of its view")
                 titles.append((text, item.item.sceneBoundingRect()))
             elif isinstance(item, pg.TextItem):
                 out.extend(_text_item_problem(item))

@@ -571,25 +571,22 @@ class LayerInspector(QWidget):
         self.layerShown.emit(maps.number)
 
     def _row_heading(self, row: int, drawn: bool) -> str:
-        """The line above a row of maps: what the maps are, and what ◀ and Σ mean."""
+        """The line above a row of maps: what the maps are, and what ◀ and Σ mean (short: one line at
+        the narrowest inspector)."""
         what = self._row_label(row) or ROWS[row]
         if not drawn:
             return f"<span style='color:{MUTED}'>{what} · none at this layer</span>"
         if self.number == L.INPUT_LAYER:
-            text = (
-                "the input-dependent score per pixel, x · ∂f/∂x"
-                if row == 0
-                else "every layer's constant score and the bias, in input space"
-            )
+            text = "x · ∂f/∂x per pixel" if row == 0 else "all Sₖ and the bias, in input space"
         elif self.number == L.feature_number(self.ex):
-            text = "this feature's score w_cj · f_j on the last layer's grid"
+            text = "w_cj · f_j on the last layer's grid"
         elif row == 0:
             text = f"input-dependent score of layer {self.number}"
         else:
             text = f"constant score of layer {self.number}"
         return (
             f"<span style='color:{TEXT}; font-weight:600'>{what}</span>"
-            f"<span style='color:{MUTED}'> · {text} · Σ: the map's sum · ◀ predicted</span>"
+            f"<span style='color:{MUTED}'> · {text} · Σ sum · ◀ predicted</span>"
         )
 
     def _row_label(self, row: int) -> str:
