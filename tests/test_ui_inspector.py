@@ -289,3 +289,29 @@ def test_waterfall_ticks_and_text_fit(qtbot, width):
     assert {"input", "in"} & set(ticks) and {"bias", "b"} & set(ticks)
     assert {"logit", "="} & set(ticks)
     assert "residual" in plot.caption.toolTip() and "= logit" in plot.caption.text()
+
+
+def test_exported_figures_carry_the_colour_key(qtbot, window, tmp_path):
+    from retinaview.ui.colormaps import COLORMAPS
+    from retinaview.ui.layer_figures import KEY_HEIGHT, colour_bar
+
+    inspector = window._inspector
+    look = inspector.look()
+    bar = colour_bar(look, 200)
+    # positive mode at 2 sigma: the full "for" colour at +6 sigma, nothing below the cut
+    pos = np.asarray(COLORMAPS[look.colormap].pos, np.float64)
+    assert (
+        np.abs(
+            bar[0, -1] - (pos * look.opacity + np.asarray((15, 16, 18)) * (1 - look.opacity))
+        ).max()
+        <= 1
+    )
+    assert (bar[0, : 200 // 2 + 200 // 6 - 2] == (15, 16, 18)).all()
+    for method, name in ((inspector.export_gif, "walk.gif"), (inspector.export_sheet, "sheet.png")):
+        with qtbot.waitSignal(inspector.exportDone, timeout=30_000):
+            method(tmp_path / name)
+        with Image.open(tmp_path / name) as image:
+            key = np.asarray(image.convert("RGB"))[-KEY_HEIGHT:].astype(int)
+        # the bar's strong end is drawn (the GIF's palette moves colours a little)
+        tolerance = 0 if name.endswith(".png") else 40
+        assert (np.abs(key - bar[0, -1]).sum(-1) <= tolerance).any(), name
