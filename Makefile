@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Qt's X11 plugin needs system libraries that a fresh Debian/Ubuntu machine may lack: install them (as root)
+# or print the apt-get command that does, before Qt would abort without a window.
 run: $(STAMP)
+	$(BIN)/python -m retinaview._qt_libs
 	$(BIN)/retinaview view $(SAMPLES)
 
 lint: $(STAMP)

@@ -16,7 +16,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from retinaview.engine import layers as L
 from retinaview.engine.fake import FAKE_LAYERS, FakeBackend, fake_explanation
 from retinaview.engine.worker import Engine
+from retinaview.ui.layer_table import fmt
 from retinaview.ui.main_window import MainWindow
+from tests.ui_layout import SCREEN_SIZES, text_problems
 
 SIZE = 96
 
@@ -160,6 +162,30 @@ def test_clicking_a_hidden_unit_outlines_its_receptive_field(qtbot, window):
     assert f"unit ({i}, {j})" in text
 
 
+def _click_centre(qtbot, inspector, row: int, c: int):
+    pane = inspector.panes[row][c]
+    h, w = inspector.result.photo.shape[:2]
+    pos = inspector.grid.mapFromScene(pane.box.mapViewToScene(QPointF(w / 2, h / 2)))
+    with qtbot.waitSignal(inspector.unitPicked, timeout=5_000) as blocker:
+        qtbot.mouseClick(inspector.grid.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos))
+    return blocker.args
+
+
+@pytest.mark.parametrize(("row", "c"), [(0, 2), (1, 1)])
+def test_a_click_reports_the_clicked_maps_class_not_the_class_box(qtbot, window, row, c):
+    inspector = window._inspector
+    window.controls.change(cls=4)
+    number = 3
+    _show(qtbot, inspector, number)
+    _number, i, j = _click_centre(qtbot, inspector, row, c)
+    si, sk = L.hidden_maps(inspector.ex, number)
+    value = (si, sk)[row][c, i, j]
+    text = inspector.value.text()
+    assert f"class {c} · {('Sᵢ', 'Sₖ')[row]} of unit ({i}, {j})" in text, text
+    assert fmt(value) in text
+    assert inspector.cls() == 4  # the table and the waterfall keep the Class box's class
+
+
 def test_feature_bar_shows_that_features_map(qtbot, window):
     inspector = window._inspector
     ex = inspector.ex
@@ -217,3 +243,75 @@ def test_view_command_inspector_screenshot(tmp_path, folder):
     assert done.returncode == 0, done.stderr
     with Image.open(out) as img:
         assert img.size == (1200, 800)
+
+
+@pytest.mark.parametrize("size", SCREEN_SIZES)
+def test_inspector_text_fits_at_screen_sizes(qtbot, window, size):
+    """Maximised at a common screen size, with the browser open: nothing cut, elided or overlapping."""
+    inspector = window._inspector
+    window.resize(*size)
+    _show(qtbot, inspector, 2)
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
+    # The other headings: the classifier's features, the input in hidden space, a picked unit.
+    _show(qtbot, inspector, L.feature_number(inspector.ex))
+    assert inspector.tabs.currentWidget() is inspector.features
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
+    inspector.set_space("hidden")
+    _show(qtbot, inspector, 0)
+    inspector.pick_unit(40, 40, cls=2, row=1)
+    qtbot.wait(50)
+    problems = text_problems(inspector)
+    assert problems == [], "\n".join(problems)
+    # The inspector leaves the browser its room: its minimum width fits beside the browser and panel.
+    assert inspector.minimumSizeHint().width() <= 640
+
+
+@pytest.mark.parametrize("width", [300, 420, 800])
+def test_waterfall_ticks_and_text_fit(qtbot, width):
+    """Seventeen parts (paper17's sixteen layers): input, bias and logit named, numbers never collide."""
+    from retinaview.ui.waterfall import WaterfallPlot
+
+    rng = np.random.default_rng(0)
+    parts = rng.normal(size=(5, 18))
+    data = L.Waterfall(("input", *(str(k) for k in range(1, 17)), "bias"), parts, parts.sum(1))
+    plot = WaterfallPlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, 260)
+    plot.show()
+    plot.set_waterfall(data, 2)
+    qtbot.wait(20)
+    assert text_problems(plot) == []
+    ticks = dict((t, x) for x, t in plot.plot.getPlotItem().getAxis("bottom")._tickLevels[0])
+    assert {"input", "in"} & set(ticks) and {"bias", "b"} & set(ticks)
+    assert {"logit", "="} & set(ticks)
+    assert "residual" in plot.caption.toolTip() and "= logit" in plot.caption.text()
+
+
+def test_exported_figures_carry_the_colour_key(qtbot, window, tmp_path):
+    from retinaview.ui.colormaps import COLORMAPS
+    from retinaview.ui.layer_figures import KEY_HEIGHT, colour_bar
+
+    inspector = window._inspector
+    look = inspector.look()
+    bar = colour_bar(look, 200)
+    # positive mode at 2 sigma: the full "for" colour at +6 sigma, nothing below the cut
+    pos = np.asarray(COLORMAPS[look.colormap].pos, np.float64)
+    assert (
+        np.abs(
+            bar[0, -1] - (pos * look.opacity + np.asarray((15, 16, 18)) * (1 - look.opacity))
+        ).max()
+        <= 1
+    )
+    assert (bar[0, : 200 // 2 + 200 // 6 - 2] == (15, 16, 18)).all()
+    for method, name in ((inspector.export_gif, "walk.gif"), (inspector.export_sheet, "sheet.png")):
+        with qtbot.waitSignal(inspector.exportDone, timeout=30_000):
+            method(tmp_path / name)
+        with Image.open(tmp_path / name) as image:
+            key = np.asarray(image.convert("RGB"))[-KEY_HEIGHT:].astype(int)
+        # the bar's strong end is drawn (the GIF's palette moves colours a little)
+        tolerance = 0 if name.endswith(".png") else 40
+        assert (np.abs(key - bar[0, -1]).sum(-1) <= tolerance).any(), name

@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PIL import Image
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from retinaview.ui.train_dialog import TrainDialog
+from retinaview.train.options import ARCHITECTURE_NAMES
+from retinaview.ui.theme import IMAGE_BACKGROUND
+from retinaview.ui.train_dialog import RESUME_TEXT, STEP_LOSS_COLOUR, TrainDialog
+from tests.ui_layout import SCREEN_SIZES, text_problems
 
 
 class FakeJob(QObject):
@@ -30,6 +34,7 @@ class FakeJob(QObject):
         self.stop_requested = False
         self.shut_down = False
         self.best_path: str | None = None
+        self.epochs_done = 3
 
     def start(self, config: dict[str, Any]) -> None:
         self.configs.append(config)
@@ -95,6 +100,8 @@ class FakeJob(QObject):
                 "best_path": self.best_path,
                 "last_path": None,
                 "best_qwk": 0.61,
+                "epochs_done": self.epochs_done,
+                "out": self.configs[-1]["out"] if self.configs else "",
                 "message": "finished 3 epochs" if status == "done" else "stopped; saved last.pt",
             }
         )
@@ -215,7 +222,7 @@ def test_failure_is_one_line_in_the_dialog(dialog):
     [
         ("missing", "no such folder"),
         ("empty", "no images"),
-        ("no_labels", "no labels.csv"),
+        ("no_labels", "no labels CSV"),
         ("too_few", "fewer than one batch"),
         ("out_taken", "already holds a run"),
         ("out_is_file", "not a folder"),
@@ -278,3 +285,107 @@ def _left():
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_epoch_axis_is_plain_epochs_from_the_first_step(dialog, qtbot):
+    dialog.epochs_spin.setValue(1)
+    dialog.start()
+    dialog.job.step(0, 1, 400, 0.4, epochs=1)
+    dialog.refresh_plot()
+    qtbot.wait(10)
+    (x0, x1), _ = dialog.loss_plot.viewRange()
+    # A step is a fraction of an epoch; the axis spans the run, never negative epochs.
+    assert -0.05 <= x0 <= 0 and 1 <= x1 <= 1.05
+    for plot in (dialog.loss_plot, dialog.qwk_plot):
+        axis = plot.getAxis("bottom")
+        assert axis.autoSIPrefixScale == 1.0
+        assert "x0.001" not in axis.labelString() and "epoch" in axis.labelString()
+
+
+def test_loss_axis_says_what_the_kappa_loss_is(dialog):
+    title = dialog.loss_plot.titleLabel.text
+    assert "log(1 − κ)" in title and "lower is better" in title and "negative" in title
+    dialog.loss_combo.setCurrentIndex(dialog.loss_combo.findData("ce"))
+    assert "Cross-entropy" in dialog.loss_plot.titleLabel.text
+
+
+def test_busy_from_start_until_the_first_step(dialog):
+    dialog.start()
+    assert dialog.progress_bar.maximum() == 0  # busy indicator
+    assert "loading torch" in dialog.progress_label.text()
+    dialog.job.step(0, 1, 4, 0.9)
+    assert dialog.progress_bar.maximum() == 1000
+    assert "step 1/4" in dialog.progress_label.text()
+
+
+def test_finished_one_epoch_grammar(dialog):
+    dialog.epochs_spin.setValue(1)
+    dialog.start()
+    dialog.job.epochs_done = 1
+    dialog.job.finish("done")
+    assert "Finished 1 epoch;" in dialog.log_label.text()
+    assert "epochs" not in dialog.log_label.text()
+
+
+def test_stop_message_points_to_the_resume_checkbox_and_fits(dialog, qtbot):
+    dialog.start()
+    dialog.job.step(1, 3, 4, 0.9)
+    with qtbot.waitSignal(dialog.job.finished, timeout=2000):
+        dialog.stop()
+    text = dialog.log_label.text()
+    assert RESUME_TEXT in text and "--resume" not in text
+    assert "epoch 2, step 3" in text
+    qtbot.wait(20)  # the wrapped line gets its height in the next layout pass
+    assert text_problems(dialog) == []
+
+
+def test_output_folder_is_shown_whole(dialog):
+    edit = dialog.out_edit
+    need = edit.fontMetrics().horizontalAdvance(edit.text()) + 12
+    assert need <= edit.width(), (need, edit.width(), edit.text())
+    assert edit.toolTip() == edit.text()
+
+
+def _contrast(a, b) -> float:
+    def lum(rgb):
+        c = np.asarray(rgb[:3], dtype=np.float64) / 255
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_per_step_loss_line_is_readable_on_the_dark_plot(dialog):
+    from PySide6.QtGui import QColor
+
+    colour = pg.mkPen(dialog.loss_raw_curve.opts["pen"]).color()
+    back = QColor(IMAGE_BACKGROUND)
+    alpha = colour.alphaF()
+    front = np.array([colour.red(), colour.green(), colour.blue()], dtype=np.float64)
+    behind = np.array([back.red(), back.green(), back.blue()], dtype=np.float64)
+    seen = alpha * front + (1 - alpha) * behind
+    # WCAG's 3:1 for graphical objects, against the plot's background.
+    assert _contrast(seen, behind) >= 3.0, seen
+    assert colour.getRgb() == STEP_LOSS_COLOUR
+
+
+def test_architectures_come_from_the_registry_list(dialog):
+    items = [dialog.arch_combo.itemText(i) for i in range(dialog.arch_combo.count())]
+    assert tuple(items) == ARCHITECTURE_NAMES
+
+
+@pytest.mark.parametrize("size", [None, *SCREEN_SIZES])
+def test_dialog_text_fits(dialog, qtbot, size):
+    if size is not None:
+        dialog.resize(*size)
+    dialog.start()
+    for i in range(1, 5):
+        dialog.job.step(0, i, 4, 0.5)
+    dialog.job.epoch(0, 4, 0.3, 0.4)
+    qtbot.wait(20)
+    assert text_problems(dialog) == []
+    with qtbot.waitSignal(dialog.job.finished, timeout=2000):
+        dialog.stop()
+    qtbot.wait(20)
+    assert text_problems(dialog) == []

@@ -2,14 +2,19 @@
 
 A clinician cannot read "synt....jpg" or a header cut at its end. These checks ask Qt's font metrics whether
 each visible widget's text fits the width it was given, and whether sibling labels overlap, so a test can
-render a panel at a screen size (1440x880, 1920x1080) and fail where the text would be cut.
+render a panel at a screen size (1440x880, 1920x1080) and fail where the text would be cut. Inside pyqtgraph
+views they check the titles (a `LabelItem` whose text is wider than its cell is cut or spills into the next
+one), text items that stick out of their plot, and axis tick labels that run into each other.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
-from PySide6.QtCore import QRect
+import pyqtgraph as pg
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -101,6 +106,7 @@ def text_problems(root: QWidget) -> list[str]:
         if problem:
             out.append(f"{name} {what!r}: {problem}")
     out.extend(overlapping_labels(root))
+    out.extend(graphics_text_problems(root))
     return out
 
 
@@ -123,6 +129,12 @@ def _items_problem(view: QAbstractItemView) -> str | None:
     model = view.model()
     if model is None or not hasattr(view, "visualRect"):
         return None
+    bar = view.horizontalScrollBar()
+    if (
+        bar.maximum() > 0
+        and view.horizontalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    ):
+        return f"needs horizontal scrolling ({bar.maximum()} px more than its width)"
     fm = view.fontMetrics()
     rows = min(model.rowCount(), 200)
     cols = model.columnCount()
@@ -136,7 +148,8 @@ def _items_problem(view: QAbstractItemView) -> str | None:
             if rect.isEmpty() or not view.viewport().rect().intersects(rect):
                 continue
             icon = view.iconSize().width() + 6 if model.data(index, 1) is not None else 0
-            need = fm.horizontalAdvance(text) + icon + 8
+            # the delegate's text margins (3 px a side) and a style sheet's usual item padding (4 px a side)
+            need = math.ceil(fm.horizontalAdvance(text)) + icon + 14
             if need > rect.width():
                 return f"item {text!r} needs {need} px, has {rect.width()}"
     return None
@@ -157,4 +170,91 @@ def overlapping_labels(root: QWidget) -> list[str]:
                     out.append(
                         f"labels overlap: {_plain(a.text())[:30]!r} and {_plain(b.text())[:30]!r}"
                     )
+    return out
+
+
+def graphics_text_problems(root: QWidget) -> list[str]:
+    """Cut or overlapping text inside the visible pyqtgraph views under ``root``."""
+    out: list[str] = []
+    views = [
+        w for w in [root, *root.findChildren(pg.GraphicsView)] if isinstance(w, pg.GraphicsView)
+    ]
+    for view in views:
+        # The viewport covers a frameless view, so the view's own visible region is empty.
+        if not (_visible(view) or (view.isVisible() and _visible(view.viewport()))):
+            continue
+        titles = []
+        seen = view.mapToScene(view.viewport().rect()).boundingRect().adjusted(-1, -1, 1, 1)
+        for item in view.scene().items():
+            if not item.isVisible() or not _shown(item):
+                continue
+            if isinstance(item, pg.LabelItem):
+                text = _plain(item.text.replace("<br>", " "))
+                if not text:
+                    continue
+                need = item.item.boundingRect().width()
+                room = item.boundingRect().width()
+                if need > room + 1:
+                    out.append(f"title {text[:40]!r}: {need:.0f} px wide in {room:.0f} px")
+                elif not seen.contains(item.item.sceneBoundingRect()):
+                    out.append(f"title {text[:40]!r}: runs past the edge of its view")
+                titles.append((text, item.item.sceneBoundingRect()))
+            elif isinstance(item, pg.TextItem):
+                out.extend(_text_item_problem(item))
+            elif isinstance(item, pg.AxisItem):
+                out.extend(_tick_problems(item))
+        for i, (a, ra) in enumerate(titles):
+            for b, rb in titles[i + 1 :]:
+                if ra.intersects(rb):
+                    out.append(f"titles overlap: {a[:30]!r} and {b[:30]!r}")
+    return out
+
+
+def _shown(item) -> bool:
+    parent = item.parentItem()
+    while parent is not None:
+        if not parent.isVisible():
+            return False
+        parent = parent.parentItem()
+    return True
+
+
+def _text_item_problem(item: pg.TextItem) -> list[str]:
+    text = _plain(
+        item.toPlainText() if hasattr(item, "toPlainText") else item.textItem.toPlainText()
+    )
+    if not text:
+        return []
+    box = item.getViewBox()
+    if box is None or not hasattr(box, "sceneBoundingRect"):
+        return []
+    inside = box.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+    if not inside.contains(item.textItem.sceneBoundingRect()):
+        return [f"text {text[:40]!r} sticks out of its plot"]
+    return []
+
+
+def _tick_problems(axis: pg.AxisItem) -> list[str]:
+    """Fixed tick labels (``setTicks``) of a horizontal axis that run into each other."""
+    levels = getattr(axis, "_tickLevels", None)
+    view = axis.linkedView()
+    if not levels or view is None or axis.orientation not in ("bottom", "top"):
+        return []
+    x0, x1 = view.viewRange()[0]
+    width = axis.geometry().width()
+    if x1 <= x0 or width <= 0:
+        return []
+    fm = QFontMetricsF(axis.style.get("tickFont") or axis.font())
+    spans = []
+    for value, text in levels[0]:
+        if not x0 <= value <= x1 or not text:
+            continue
+        centre = (value - x0) / (x1 - x0) * width
+        half = fm.horizontalAdvance(text) / 2
+        spans.append((centre - half, centre + half, text))
+    spans.sort()
+    out = []
+    for (_a0, a1, a), (b0, _b1, b) in zip(spans, spans[1:], strict=False):
+        if b0 < a1 + 2:
+            out.append(f"tick labels {a!r} and {b!r} overlap on the {axis.orientation} axis")
     return out

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from retinaview.train.options import ARCHITECTURE_NAMES, LOSSES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,11 @@ def register(subparsers) -> None:
             "DistributedDataParallel. Ctrl-C or SIGTERM saves last.pt and exits."
         ),
     )
-    p.add_argument("--arch", default="paper17", help="registered architecture (default paper17)")
+    p.add_argument(
+        "--arch",
+        default="paper17",
+        help=f"one of {', '.join(ARCHITECTURE_NAMES)} (default paper17)",
+    )
     p.add_argument(
         "--data", required=True, help="synth:N[:SEED] or an image folder with labels CSV"
     )
@@ -37,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--lr-steps", default="", help="epochs after which lr drops, e.g. 20,40")
     p.add_argument("--lr-gamma", type=float, default=0.1, help="factor at each lr step (0.1)")
-    p.add_argument("--loss", choices=("kappa", "ce", "kappa+ce"), default="kappa")
+    p.add_argument("--loss", choices=tuple(LOSSES), default="kappa")
     p.add_argument(
         "--balance",
         default="none",
@@ -132,9 +138,9 @@ class ProgressLine:
 
 
 def run(args) -> int:
-    from retinaview.train.trainer import TrainConfig, train
+    from retinaview.train import options
 
-    config = TrainConfig(
+    fields = dict(
         out=args.out,
         arch=args.arch,
         data=args.data,
@@ -164,6 +170,11 @@ def run(args) -> int:
         save_every_minutes=args.save_every_minutes,
         command="retinaview " + " ".join(sys.argv[1:]),
     )
+    # Checked before torch loads: a bad option costs no start-up time.
+    options.check(fields)
+    from retinaview.train.trainer import TrainConfig, train
+
+    config = TrainConfig(**fields)
     rank = int(os.environ.get("RANK", "0"))
     progress = None if args.quiet or rank != 0 else ProgressLine()
     try:

@@ -43,6 +43,7 @@ from retinaview.train import data
 from retinaview.train.augment import AugmentConfig
 from retinaview.train.losses import build_loss
 from retinaview.train.metrics import accuracy_from_confusion, kappa_from_confusion
+from retinaview.train.options import check as check_options
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -181,8 +182,10 @@ def train(
     Raises
     ------
     DataError
-        Bad sources, or a run folder that already holds a run without ``resume``.
+        Bad sources, or a run folder that already holds a run without ``resume``: every option is
+        checked first by `retinaview.train.options.check`, as the command line and the training dialog do.
     """
+    check_options(config, check_arch=model is None)
     info = _init_distributed()
     try:
         return _Trainer(config, progress, stop, model, spec, info).run()
@@ -454,10 +457,6 @@ class _Trainer:
                     message=f"resuming {last} at epoch {self.epoch + 1}, step {self.step_in_epoch}",
                 )
             )
-        elif last.exists() and not cfg.resume:
-            raise DataError(
-                f"{self.out}: already holds a run ({LAST}); use --resume or another --out"
-            )
         elif cfg.resume:
             msg = f"{last}: not there yet; starting a new run"
             self._emit(TrainEvent("step", epochs=cfg.epochs, message=msg))
@@ -482,7 +481,7 @@ class _Trainer:
             # Shut persistent loader processes down now, not whenever the loaders are collected.
             self.train_loader = self.val_loader = None
         message = {
-            "done": f"finished {self.epoch} epochs",
+            "done": f"finished {self.epoch} epoch{'' if self.epoch == 1 else 's'}",
             "stopped": "stopped",
             "time-limit": f"time limit of {cfg.max_minutes} minutes reached",
             "interrupted": "interrupted",

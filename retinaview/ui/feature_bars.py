@@ -42,6 +42,7 @@ class FeatureBars(pg.PlotWidget):
         self.cls = 0
         self.selected: int | None = None
         self.scene().sigMouseClicked.connect(self._on_click)
+        self.setToolTip("Click a feature's bar to map its score onto the photograph")
 
     def sizeHint(self) -> QSize:
         return QSize(360, 220)
@@ -55,6 +56,12 @@ class FeatureBars(pg.PlotWidget):
             self.others.setData([], [])
             return
         cmap = COLORMAPS[colormap]
+        # The key: which class the bars are, what the triangles are, what a click does.
+        self.getPlotItem().setTitle(
+            f"<span style='color:{GRADE_COLOURS[cls % len(GRADE_COLOURS)]}'>bars: class {cls}</span>"
+            f"<span style='color:{MUTED}'> · ▲ other classes</span>",
+            size="9pt",
+        )
         row = np.nan_to_num(np.asarray(features[cls], dtype=np.float64))
         x = np.arange(len(row))
         brushes = [pg.mkBrush(*(cmap.pos if v >= 0 else cmap.neg), 220) for v in row]

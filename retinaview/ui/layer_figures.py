@@ -6,7 +6,8 @@
 - `save_layer_csv`: the layer table, one row per layer, every class's sums.
 
 ``maps_of(number)`` returns the layer's input-space `LayerMaps` (from the inspector's cache, or mapped).
-Colours and the n-sigma cut are the overlay viewer's: the same lookup tables on the same index images.
+Colours and the n-sigma cut are the overlay viewer's: the same lookup tables on the same index images, and
+every figure carries their key: a colour bar in sigma and what is shown.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from retinaview.engine.layers import INPUT_LAYER, LayerMaps, layer_rows
-from retinaview.engine.prepare import PreparedMaps
+from retinaview.engine.prepare import HALF_RANGE, SATURATE_SIGMA, ZERO_INDEX, PreparedMaps
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
 
 BACKGROUND = (15, 16, 18)
@@ -38,8 +39,48 @@ class Look:
     opacity: float = 0.8
 
 
+MODE_WORDS = {"positive": "for (+)", "negative": "against (-)", "absolute": "both (|S|)"}
+KEY_HEIGHT = 40
+
+
 def _font(size: int):
     return ImageFont.load_default(size=size)
+
+
+def colour_bar(look: Look, width: int, height: int = 12) -> np.ndarray:
+    """(height, width, 3) uint8: the overlay's colours from -6 to +6 sigma over the figure background,
+    blank where the threshold hides them (what `ColourKey` shows in the inspector)."""
+    cut = look.threshold / SATURATE_SIGMA * HALF_RANGE
+    lut = overlay_lut(COLORMAPS[look.colormap], cut, look.mode).astype(np.float32)
+    x = (np.arange(width) + 0.5) / width * 2 - 1
+    index = np.clip(np.rint(ZERO_INDEX + x * HALF_RANGE).astype(int), 1, 255)
+    rgba = lut[index]
+    alpha = rgba[:, 3:] / 255.0 * look.opacity
+    row = rgba[:, :3] * alpha + np.asarray(BACKGROUND, np.float32) * (1 - alpha)
+    return np.repeat(np.rint(row).astype(np.uint8)[None], height, axis=0)
+
+
+def draw_key(image: Image.Image, x: int, y: int, look: Look, bar_width: int = 220) -> None:
+    """The colour key at (x, y): the bar with its sigma ticks, then what is shown, in one line."""
+    draw = ImageDraw.Draw(image)
+    font = _font(12)
+    name = "score per pixel, in sigma of each map:"
+    draw.text((x, y), name, fill=MUTED, font=font)
+    bx = x + int(draw.textlength(name, font=font)) + 10
+    image.paste(Image.fromarray(colour_bar(look, bar_width)), (bx, y + 2))
+    half = int(SATURATE_SIGMA)
+    for k in (-half, -half // 2, 0, half // 2, half):
+        tx = bx + round((k / SATURATE_SIGMA + 1) / 2 * (bar_width - 1))
+        text = f"{k:+d}" if k else "0"
+        tw = draw.textlength(text, font=font)
+        draw.text(
+            (min(max(tx - tw / 2, bx), bx + bar_width - tw), y + 16), text, fill=MUTED, font=font
+        )
+    what = MODE_WORDS.get(look.mode, look.mode)
+    shown = (
+        f"shown: {what} beyond {look.threshold:.1f} sigma; saturates at {SATURATE_SIGMA:.0f} sigma"
+    )
+    draw.text((bx + bar_width + 12, y), shown, fill=MUTED, font=font)
 
 
 def blend(photo: np.ndarray, prepared: PreparedMaps, c: int, look: Look) -> np.ndarray:
@@ -80,13 +121,16 @@ def walkthrough_frames(
     frames = []
     for number in range(len(ex.layers), -1, -1):
         maps = maps_of(number)
-        frame = Image.new("RGB", (n * (tile + pad) + pad, tile + head + pad), BACKGROUND)
+        frame = Image.new(
+            "RGB", (n * (tile + pad) + pad, tile + head + pad + KEY_HEIGHT), BACKGROUND
+        )
         draw = ImageDraw.Draw(frame)
+        draw_key(frame, pad, head + tile + pad + 4, look)
         draw.text((pad, 6), _layer_title(ex, number), fill=TEXT, font=_font(18))
         for c in range(n):
             x = pad + c * (tile + pad)
             frame.paste(_tile(blend(photo, maps.si, c, look), tile), (x, head))
-            label = f"{c} · {names[c] if c < len(names) else c}   Σ {maps.si_sum[c]:+.3g}"
+            label = f"{c} · {names[c] if c < len(names) else c}   sum {maps.si_sum[c]:+.3g}"
             draw.text((x, 32), label, fill=MUTED, font=_font(13))
         frames.append(frame)
     return frames
@@ -130,7 +174,7 @@ def save_layer_sheet(
     numbers = list(range(len(ex.layers), -1, -1))
     pad, label_w, head = 4, 190, 58
     width = label_w + 2 * n * (tile + pad) + 3 * pad + 12
-    height = head + len(numbers) * (tile + pad) + pad
+    height = head + len(numbers) * (tile + pad) + pad + KEY_HEIGHT
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     names = ex.class_names or tuple(str(c) for c in range(n))
@@ -154,6 +198,7 @@ def save_layer_sheet(
                 sheet.paste(
                     _tile(blend(photo, prepared, c, look), tile), (x0 + c * (tile + pad), y)
                 )
+    draw_key(sheet, label_w, height - KEY_HEIGHT + 6, look)
     sheet.save(path)
     return sheet.size
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QPen, QTransform
+from PySide6.QtGui import QAction, QColor, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QToolButton,
@@ -37,12 +38,13 @@ from PySide6.QtWidgets import (
 
 from retinaview.engine import layers as L
 from retinaview.engine.layer_mapper import LayerMapper
+from retinaview.engine.prepare import HALF_RANGE, SATURATE_SIGMA, ZERO_INDEX
 from retinaview.engine.requests import ExplainResult
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
 from retinaview.ui.feature_bars import FeatureBars
 from retinaview.ui.layer_figures import Look, save_layer_csv, save_layer_sheet, save_walkthrough_gif
 from retinaview.ui.layer_table import LayerTable, fmt
-from retinaview.ui.overlay_view import MapPane
+from retinaview.ui.overlay_view import MapPane, Title
 from retinaview.ui.theme import ACCENT, GRADE_COLOURS, IMAGE_BACKGROUND, MUTED, TEXT
 from retinaview.ui.view_state import ViewState
 from retinaview.ui.waterfall import WaterfallPlot
@@ -67,6 +69,87 @@ class _MapGrid(pg.GraphicsLayoutWidget):
         spare = self.width() - left - right - layout.horizontalSpacing() * (self.COLUMNS - 1)
         for col in range(self.COLUMNS):
             layout.setColumnFixedWidth(col, max(spare / self.COLUMNS - 2, 20))
+
+
+MODE_WORDS = {"positive": "for (+)", "negative": "against (−)", "absolute": "both (|S|)"}
+
+
+class _ColourBar(QWidget):
+    """The overlay's colours from -SATURATE_SIGMA to +SATURATE_SIGMA sigma, blank where the cut hides them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = ViewState()
+        self.setFixedSize(230, 30)
+
+    def set_state(self, state: ViewState) -> None:
+        self.state = state
+        self.update()
+
+    def paintEvent(self, _event) -> None:
+        st = self.state
+        cut = st.threshold / SATURATE_SIGMA * HALF_RANGE
+        lut = overlay_lut(COLORMAPS[st.colormap], cut, st.mode)
+        painter = QPainter(self)
+        back = QColor(IMAGE_BACKGROUND)
+        w, bar_h = self.width(), 12
+        painter.fillRect(0, 0, w, bar_h, back)
+        for x in range(w):
+            index = int(round(ZERO_INDEX + (2 * (x + 0.5) / w - 1) * HALF_RANGE))
+            r, g, b, a = (int(v) for v in lut[min(max(index, 1), 255)])
+            alpha = a / 255 * st.opacity
+            colour = QColor(
+                round(r * alpha + back.red() * (1 - alpha)),
+                round(g * alpha + back.green() * (1 - alpha)),
+                round(b * alpha + back.blue() * (1 - alpha)),
+            )
+            painter.fillRect(x, 0, 1, bar_h, colour)
+        painter.setPen(QColor(MUTED))
+        fm = painter.fontMetrics()
+        top = bar_h + 2
+        half = int(SATURATE_SIGMA)
+        for k in (-half, -half // 2, 0, half // 2, half):
+            x = round((k / SATURATE_SIGMA + 1) / 2 * (w - 1))
+            painter.drawLine(x, bar_h, x, bar_h + 2)
+            text = (
+                f"{k}σ".replace("-", "−") if abs(k) == SATURATE_SIGMA else str(k).replace("-", "−")
+            )
+            tw = fm.horizontalAdvance(text)
+            left = min(max(x - tw // 2, 0), w - tw)
+            painter.drawText(left, top, tw, fm.height(), Qt.AlignmentFlag.AlignLeft, text)
+        painter.end()
+
+
+class ColourKey(QWidget):
+    """What the colours of the inspector's maps mean: a colour bar in sigma and what is shown."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = QLabel("Colour: score per pixel")
+        self.name.setObjectName("muted")
+        self.name.setToolTip(
+            "Each map's score per input pixel, in units of σ, the map's standard deviation over the field "
+            "of view (each class and row has its own σ)."
+        )
+        self.bar = _ColourBar()
+        self.shown = QLabel()
+        self.shown.setObjectName("muted")
+        self.shown.setWordWrap(True)
+        self.shown.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 8, 0)
+        row.setSpacing(8)
+        row.addWidget(self.name)
+        row.addWidget(self.bar)
+        row.addWidget(self.shown, 1)
+        self.set_state(ViewState())
+
+    def set_state(self, state: ViewState) -> None:
+        self.bar.set_state(state)
+        what = MODE_WORDS.get(state.mode, state.mode)
+        self.shown.setText(
+            f"shown: {what} beyond {state.threshold:.1f}σ · saturates at {SATURATE_SIGMA:.0f}σ"
+        )
 
 
 def _prior_lut() -> np.ndarray:
@@ -97,6 +180,8 @@ class LayerInspector(QWidget):
         self.maps: L.LayerMaps | None = None
         self.state = ViewState()
         self.unit: tuple[int, int] | None = None
+        # The map the unit was picked on (row 0 S_i or 1 S_k, class): its value is the one reported.
+        self.unit_map: tuple[int, int] | None = None
         self._photo_id = 0
         self._wanted_key = None
         self._shown_key = None
@@ -145,10 +230,13 @@ class LayerInspector(QWidget):
             menu.addAction(action)
         self.export_button.setMenu(menu)
         self.export_menu = menu
+        # The title on its own line (wrapped when narrow), the controls below it: neither cuts the other.
+        self.title.setWordWrap(True)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.title.setContentsMargins(8, 6, 8, 0)
         head = QHBoxLayout()
-        head.setContentsMargins(8, 6, 8, 2)
+        head.setContentsMargins(8, 2, 8, 2)
         head.setSpacing(6)
-        head.addWidget(self.title, 1)
         for w in (
             self.up_button,
             self.down_button,
@@ -158,13 +246,19 @@ class LayerInspector(QWidget):
             self.export_button,
         ):
             head.addWidget(w)
+        head.addStretch(1)
 
         self.grid = _MapGrid()
         self.grid.setBackground(IMAGE_BACKGROUND)
         self.grid.ci.setContentsMargins(4, 2, 4, 4)
         self.grid.ci.setSpacing(2)
+        # Grid rows: 1 the S_i heading, 2-3 S_i titles and maps, 5 the S_k heading, 6-7 S_k titles and maps
+        # (a MapPane at pane row r puts its title on grid row 2r and its view on 2r + 1).
+        self.row_titles = [Title(justify="left", color=TEXT, size="9.5pt") for _ in ROWS]
+        for row, heading in zip((1, 5), self.row_titles, strict=True):
+            self.grid.ci.addItem(heading, row=row, col=0, colspan=5)
         self.panes: list[list[MapPane]] = [
-            [MapPane(self.grid.ci, row, c) for c in range(5)] for row in range(2)
+            [MapPane(self.grid.ci, pane_row, c) for c in range(5)] for pane_row in (1, 3)
         ]
         first = self.panes[0][0].box
         self.rf_rects: list[QGraphicsRectItem] = []
@@ -206,6 +300,9 @@ class LayerInspector(QWidget):
         )
         self.value.setObjectName("muted")
         self.value.setContentsMargins(8, 2, 8, 2)
+        self.value.setWordWrap(True)
+        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.key = ColourKey()
 
         self.table = LayerTable()
         self.table.layerChosen.connect(self.set_layer)
@@ -218,17 +315,18 @@ class LayerInspector(QWidget):
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.table)
         bottom.addWidget(self.tabs)
-        bottom.setStretchFactor(0, 3)
-        bottom.setStretchFactor(1, 2)
-        self.table.setMinimumWidth(420)
+        bottom.setStretchFactor(0, 1)
+        bottom.setStretchFactor(1, 1)
         bottom.setChildrenCollapsible(False)
 
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.setSpacing(0)
+        top_layout.addWidget(self.title)
         top_layout.addLayout(head)
         top_layout.addWidget(self.grid, 1)
+        top_layout.addWidget(self.key)
         top_layout.addWidget(self.value)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
@@ -236,12 +334,35 @@ class LayerInspector(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        # The maps' size is set by the width (five square columns): height beyond what they need goes to
+        # the table and the charts, until the user moves the divider.
+        self._user_split = False
+        self.splitter.splitterMoved.connect(self._on_split_moved)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
 
         self.walk_timer = QTimer(self, interval=WALK_MS)
         self.walk_timer.timeout.connect(self._walk_step)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._user_split:
+            self._balance()
+
+    @Slot()
+    def _on_split_moved(self, *_args) -> None:
+        self._user_split = True
+
+    def _balance(self) -> None:
+        total = self.splitter.height() - self.splitter.handleWidth()
+        column = max(self.width() - 16, 100) / 5
+        text = self.title.sizeHint().height() + self.export_button.sizeHint().height()
+        text += self.key.sizeHint().height() + self.value.sizeHint().height()
+        # two rows of maps, each under a heading and two lines of class title
+        top = text + 2 * (column + 3 * self.fontMetrics().height() + 12)
+        top = min(max(top, 0.45 * total), total - 260)
+        self.splitter.setSizes([round(top), round(total - top)])
 
     def _tool(self, text: str, tip: str, slot=None) -> QToolButton:
         button = QToolButton()
@@ -424,34 +545,49 @@ class LayerInspector(QWidget):
         ident = (self.result.key, maps.number, maps.space, maps.feature, id(maps))
         for row, prepared in enumerate((maps.si, maps.sk)):
             sums = maps.si_sum if row == 0 else maps.sk_sum
+            self.row_titles[row].setText(self._row_heading(row, prepared is not None))
             for c in range(5):
                 pane = self.panes[row][c]
                 if c >= n or prepared is None:
                     pane.overlay.clear()
                     pane._index_key = None
                     pane.cls = None
-                    pane.title.setText(
-                        f"<span style='color:{MUTED}'>{ROWS[row]} · none at this layer</span>"
-                        if c == 0 and c < n
-                        else ""
-                    )
+                    pane.title.setText("")
                     continue
                 pane.cls = c
                 pane.set_index((ident, row, c), prepared.index[c], transform)
                 colour = GRADE_COLOURS[c % len(GRADE_COLOURS)]
                 name = names[c] if c < len(names) else str(c)
                 mark = " ◀" if c == grade else ""
-                what = f"{self._row_label(row)} ▸ " if c == 0 else ""
+                # Two lines, so that a column as narrow as a 1440-pixel screen leaves still holds both.
                 pane.title.setText(
-                    f"<span style='color:{TEXT}; font-weight:600'>{what}</span>"
-                    f"<span style='color:{colour}; font-weight:600'>{c} {name}{mark}</span>"
-                    f"<span style='color:{MUTED}'>  Σ {fmt(sums[c])}</span>",
-                    size="9.5pt",
+                    f"<span style='color:{colour}; font-weight:600'>{c} {name}{mark}</span><br>"
+                    f"<span style='color:{MUTED}'>Σ {fmt(sums[c])}</span>",
+                    size="9pt",
                 )
         self._apply_luts()
         self._set_title()
         self._draw_unit()
         self.layerShown.emit(maps.number)
+
+    def _row_heading(self, row: int, drawn: bool) -> str:
+        """The line above a row of maps: what the maps are, and what ◀ and Σ mean (short: one line at
+        the narrowest inspector)."""
+        what = self._row_label(row) or ROWS[row]
+        if not drawn:
+            return f"<span style='color:{MUTED}'>{what} · none at this layer</span>"
+        if self.number == L.INPUT_LAYER:
+            text = "x · ∂f/∂x per pixel" if row == 0 else "all Sₖ and the bias, in input space"
+        elif self.number == L.feature_number(self.ex):
+            text = "w_cj · f_j on the last layer's grid"
+        elif row == 0:
+            text = f"input-dependent score of layer {self.number}"
+        else:
+            text = f"constant score of layer {self.number}"
+        return (
+            f"<span style='color:{TEXT}; font-weight:600'>{what}</span>"
+            f"<span style='color:{MUTED}'> · {text} · Σ sum · ◀ predicted</span>"
+        )
 
     def _row_label(self, row: int) -> str:
         if self.number == L.INPUT_LAYER:
@@ -468,7 +604,7 @@ class LayerInspector(QWidget):
         name = row.name if row.number else "input (the photograph as the model sees it)"
         if self.number == L.feature_number(self.ex):
             name = f"features · feature {self.feature} on {self.ex.layers[-1].name}'s grid"
-        detail = f"RF {row.rf} px · jump {row.jump} px"
+        detail = f"receptive field {row.rf} px · jump {row.jump} px"
         busy = f"  <span style='color:{ACCENT}'>mapping…</span>" if mapping else ""
         self.title.setText(
             f"<b>Layer {self.number}</b> · {name}"
@@ -488,6 +624,7 @@ class LayerInspector(QWidget):
             pane.set_photo(key, photo)
 
     def _apply_luts(self) -> None:
+        self.key.set_state(self.state)
         maps = self.maps
         if maps is None:
             return
@@ -587,13 +724,20 @@ class LayerInspector(QWidget):
         hit = self._pane_at(event.scenePos())
         if hit is None:
             return
-        _row, _c, pane = hit
+        row, c, pane = hit
+        if pane.cls is None:
+            return
         y, x = self._model_point(pane, event.scenePos())
-        self.pick_unit(*L.unit_at(self.ex, self.number, y, x))
+        self.pick_unit(*L.unit_at(self.ex, self.number, y, x), cls=c, row=row)
 
-    def pick_unit(self, i: int, j: int) -> None:
-        """Outline unit (i, j)'s receptive field on every map and draw its Gaussian prior."""
+    def pick_unit(self, i: int, j: int, cls: int | None = None, row: int = 0) -> None:
+        """Outline unit (i, j)'s receptive field on every map and draw its Gaussian prior.
+
+        ``cls`` and ``row`` name the map that was clicked (class, 0 for S_i or 1 for S_k): its value is
+        reported. Without ``cls``, the class of the table and the waterfall.
+        """
         self.unit = (int(i), int(j))
+        self.unit_map = (int(row), self.cls() if cls is None else int(cls))
         self._draw_unit()
         self.unitPicked.emit(self.number, *self.unit)
 
@@ -605,6 +749,7 @@ class LayerInspector(QWidget):
 
     def _clear_unit(self) -> None:
         self.unit = None
+        self.unit_map = None
         for item in (*self.rf_rects, *self.priors):
             item.hide()
 
@@ -629,13 +774,15 @@ class LayerInspector(QWidget):
                 item.setTransform(prior_tf)
                 item.show()
         i, j = self.unit
-        rf, jump, _ = L.geometry(self.ex, self.number)
-        si, _sk = L.hidden_maps(self.ex, self.number, self.feature)
-        c = self.cls()
+        rf, _jump, _ = L.geometry(self.ex, self.number)
+        si, sk = L.hidden_maps(self.ex, self.number, self.feature)
+        row, c = self.unit_map or (0, self.cls())
+        maps = sk if row == 1 and sk is not None else si
+        name = self._row_label(1 if maps is sk else 0)
+        value = fmt(maps[c, i, j]) if maps is not None else "—"
         self.value.setText(
-            f"unit ({i}, {j}) of layer {self.number}: receptive field {rf} × {rf} px, "
-            f"Gaussian prior σ = {self.ex.params.get('sigma_factor', 0.25) * rf:.3g} px · "
-            f"class {c} Sᵢ = {fmt(si[c, i, j])}"
+            f"class {c} · {name} of unit ({i}, {j}) of layer {self.number} = {value} · receptive field "
+            f"{rf} × {rf} px, Gaussian prior σ = {self.ex.params.get('sigma_factor', 0.25) * rf:.3g} px"
         )
 
     # --- walk-through ------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
-"""The layer table of the inspector: one row per layer, output layer at the top, input at the bottom."""
+"""The layer table of the inspector: one row per layer, output layer at the top, input at the bottom.
+
+The table never scrolls sideways: when its columns do not fit, the output shape, the residual, the jump, the
+share and the receptive field are hidden in that order (each row's tooltip still gives them, and the title
+above the maps the selected layer's), and a long layer name is elided in the middle.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
@@ -21,7 +26,10 @@ TIPS = (
     "Share of the selected class's logit: S_k of the layer (S_i for the input and the features)",
     "Conservation at this cut: Σ S_i + Σ S_k of the layers above + bias − logit",
 )
-COL_SI, COL_SK, COL_SHARE, COL_RES = 4, 5, 6, 7
+COL_OUTPUT, COL_JUMP, COL_SI, COL_SK, COL_SHARE, COL_RES = 1, 3, 4, 5, 6, 7
+# Hidden in this order when the table is too narrow for every column.
+OPTIONAL = (COL_OUTPUT, COL_RES, COL_JUMP, COL_SHARE, 2)
+PAD = 20  # a cell's padding (style sheet) and text margins (the item delegate), with a little air
 
 
 def fmt(v: float, digits: int = 4) -> str:
@@ -52,9 +60,10 @@ class LayerTable(QTableWidget):
         self.setShowGrid(False)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.horizontalHeader()
         for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
         self.rows: list[LayerRow] = []
@@ -88,6 +97,43 @@ class LayerTable(QTableWidget):
             self._set(i, COL_SK, fmt(row.sk_sum[cls]))
             self._set(i, COL_SHARE, _percent(share))
             self._set(i, COL_RES, fmt(row.residual[cls], 2), muted=True)
+            self.item(i, 0).setToolTip(
+                f"{row.label} · output {format_shape(row.shape)} · RF {row.rf} px, jump {row.jump} px"
+                f" · share {_percent(share)} · residual {fmt(row.residual[cls], 2)}"
+            )
+        self.fit_columns()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Columns as wide as their text; the optional ones hidden while they do not all fit."""
+        fm = self.fontMetrics()
+        head = self.horizontalHeader().fontMetrics()
+        need = []
+        for col in range(self.columnCount()):
+            width = head.horizontalAdvance(COLUMNS[col]) + PAD
+            for i in range(self.rowCount()):
+                item = self.item(i, col)
+                if item is not None:
+                    width = max(width, fm.horizontalAdvance(item.text()) + PAD)
+            need.append(width)
+        room = self.viewport().width()
+        hidden: set[int] = set()
+        for col in OPTIONAL:
+            if sum(w for c, w in enumerate(need) if c not in hidden) <= room:
+                break
+            hidden.add(col)
+        # What is left over, the name column gives up (elided in the middle, whole in its tooltip).
+        others = sum(w for c, w in enumerate(need) if c not in hidden and c != 0)
+        need[0] = max(min(need[0], room - others), 60)
+        for col, width in enumerate(need):
+            self.setColumnHidden(col, col in hidden)
+            self.horizontalHeader().resizeSection(col, width)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(320, 120)
 
     def _set(self, i: int, col: int, text: str, muted: bool = False) -> None:
         item = self.item(i, col)
@@ -97,8 +143,6 @@ class LayerTable(QTableWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.setItem(i, col, item)
         item.setText(text)
-        if col == 0:
-            item.setToolTip(text)
         if muted:
             item.setForeground(QBrush(QColor(MUTED)))
 

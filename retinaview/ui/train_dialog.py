@@ -1,9 +1,11 @@
 """Tools > Train model...: choose an architecture, data and output folder, watch loss and QWK live, stop.
 
 The dialog only wires controls to a training job (by default `retinaview.engine.training.TrainingJob`, which
-runs the trainer in its own thread); tests pass ``job_factory`` to drive it with scripted progress. Inputs are
-checked before a run starts and problems are shown as one line inside the dialog. Step events can arrive
-faster than a screen refreshes, so the curves are redrawn at most every ``REDRAW_MS``.
+runs the trainer in its own thread); tests pass ``job_factory`` to drive it with scripted progress. The form is
+checked before a run starts by `retinaview.train.options` (torch-free; the command line and the trainer use the
+same check and wording) and a problem is shown as one line inside the dialog. Step events can arrive faster
+than a screen refreshes, so the curves are redrawn at most every ``REDRAW_MS``. The x-axis is in epochs: a
+step is a fraction of its epoch, and the axis spans the whole run from the start.
 """
 
 from __future__ import annotations
@@ -42,22 +44,36 @@ from PySide6.QtWidgets import (
 )
 
 from retinaview.core.common.errors import RetinaviewError
-from retinaview.core.common.io import list_images
+from retinaview.train.options import ARCHITECTURE_NAMES, LOSSES, first_problem
 from retinaview.ui.settings import app_settings
 from retinaview.ui.theme import ACCENT, BORDER, IMAGE_BACKGROUND, MUTED, TEXT
 
-DEFAULT_ARCHITECTURES = ("paper17", "resnet18", "densenet121", "inception_v3")
-LOSSES = (
-    ("kappa", "Quadratic kappa"),
-    ("ce", "Cross-entropy"),
-    ("kappa+ce", "Kappa + cross-entropy"),
-)
-# The trainer looks for these beside the images (retinaview/train/data.py), else for a single *.csv.
-LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
+RESUME_TEXT = "Continue the run saved in this folder"
+# How the dialog names the options in the one-line problems of retinaview.train.options.
+DIALOG_NAMES = {
+    "arch": "Architecture",
+    "data": "Data",
+    "labels": "the labels file",
+    "epochs": "Epochs",
+    "batch": "Batch size",
+    "lr": "Learning rate",
+    "loss": "Loss",
+    "image_size": "Image size",
+    "out": "output folder",
+    "resume": f"'{RESUME_TEXT}'",
+}
+# What the loss axis says, per loss: the kappa loss is negative and falls as the grader improves.
+LOSS_TITLES = {
+    "kappa": "Kappa loss log(1 − κ): 0 at chance, negative as κ grows; lower is better",
+    "ce": "Cross-entropy loss; lower is better",
+    "kappa+ce": "log(1 − κ) + cross-entropy; lower is better",
+}
 REDRAW_MS = 100
 SETTINGS_GROUP = "train"
 
 LOSS_COLOUR = "#ffb454"
+# The per-step loss: light and opaque enough to read on the dark plot (the smoothed line is drawn over it).
+STEP_LOSS_COLOUR = (255, 214, 160, 190)
 TRAIN_QWK_COLOUR = ACCENT
 VAL_QWK_COLOUR = "#7bd88f"
 
@@ -89,7 +105,8 @@ class TrainDialog(QDialog):
     parent
         The main window (the dialog stays on top of it, non-modal).
     architectures
-        Names offered in the architecture box (the registry imports torch, so the caller passes them).
+        Names offered in the architecture box (default: the registered ones, from the torch-free
+        `retinaview.train.options.ARCHITECTURE_NAMES`).
     job_factory
         ``factory(parent) -> job`` with the `Job` interface; default a `TrainingJob`.
     out_root
@@ -106,7 +123,7 @@ class TrainDialog(QDialog):
     def __init__(
         self,
         parent: QWidget | None = None,
-        architectures: Sequence[str] = DEFAULT_ARCHITECTURES,
+        architectures: Sequence[str] = ARCHITECTURE_NAMES,
         job_factory: Callable[[QObject], Job] | None = None,
         out_root: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -122,6 +139,8 @@ class TrainDialog(QDialog):
         self._close_when_done = False
         self._best_path: str | None = None
         self._t_start = 0.0
+        self._epochs = 1
+        self._last_event: dict[str, Any] = {}
         self._reset_series()
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -137,6 +156,7 @@ class TrainDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.addLayout(body, 1)
+        layout.addWidget(self._build_output())
         layout.addLayout(self._build_buttons())
         self._restore_settings(out_root)
         self._update_data_mode()
@@ -223,7 +243,7 @@ class TrainDialog(QDialog):
         self.lr_spin.setSingleStep(1e-4)
         self.lr_spin.setValue(3e-4)
         self.loss_combo = QComboBox()
-        for key, label in LOSSES:
+        for key, label in LOSSES.items():
             self.loss_combo.addItem(label, key)
         train_form.addRow("Epochs", self.epochs_spin)
         train_form.addRow("Batch size", self.batch_spin)
@@ -231,26 +251,34 @@ class TrainDialog(QDialog):
         train_form.addRow("Loss", self.loss_combo)
         col.addWidget(train_box)
 
-        out_box = QGroupBox("Output")
-        out_grid = QGridLayout(out_box)
-        self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("run folder (best.pt, last.pt, metrics.jsonl)")
-        self.out_button = QToolButton()
-        self.out_button.setText("…")
-        self.out_button.setToolTip("Choose the run folder")
-        self.resume_check = QCheckBox("Continue the run saved in this folder")
-        out_grid.addWidget(self.out_edit, 0, 0)
-        out_grid.addWidget(self.out_button, 0, 1)
-        out_grid.addWidget(self.resume_check, 1, 0, 1, 2)
-        out_grid.setColumnStretch(0, 1)
-        col.addWidget(out_box)
         col.addStretch(1)
 
         self.synth_radio.toggled.connect(self._update_data_mode)
         self.folder_button.clicked.connect(self._choose_folder)
-        self.out_button.clicked.connect(self._choose_out)
-        self._inputs: list[QWidget] = [model_box, data_box, train_box, out_box]
+        self._inputs: list[QWidget] = [model_box, data_box, train_box]
         return panel
+
+    def _build_output(self) -> QWidget:
+        # The whole width of the dialog, so that a run folder's path is shown whole.
+        out_box = QGroupBox("Output folder")
+        row = QHBoxLayout(out_box)
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("run folder (best.pt, last.pt, metrics.jsonl)")
+        self.out_edit.textChanged.connect(self.out_edit.setToolTip)
+        self.out_button = QToolButton()
+        self.out_button.setText("…")
+        self.out_button.setToolTip("Choose the run folder")
+        self.resume_check = QCheckBox(RESUME_TEXT)
+        self.resume_check.setToolTip(
+            "Continue from last.pt in this folder (after Stop, or a run that was cut short)"
+        )
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(self.out_button)
+        row.addSpacing(12)
+        row.addWidget(self.resume_check)
+        self.out_button.clicked.connect(self._choose_out)
+        self._inputs.append(out_box)
+        return out_box
 
     def _build_monitor(self) -> QWidget:
         panel = QWidget()
@@ -266,16 +294,28 @@ class TrainDialog(QDialog):
             item.setLabel("left", ylabel, color=MUTED)
             item.setLabel("bottom", "epoch", color=MUTED)
             for name in ("left", "bottom"):
-                item.getAxis(name).setPen(pg.mkPen(BORDER))
-                item.getAxis(name).setTextPen(pg.mkPen(MUTED))
+                axis = item.getAxis(name)
+                axis.setPen(pg.mkPen(BORDER))
+                axis.setTextPen(pg.mkPen(MUTED))
+                # Epochs and losses as plain numbers, never "epoch (x0.001)".
+                axis.enableAutoSIPrefix(False)
             item.setMouseEnabled(x=True, y=False)
             item.hideButtons()
+        self._set_loss_title()
+        self.loss_combo.currentIndexChanged.connect(self._set_loss_title)
+        self.qwk_plot.setTitle(
+            "Quadratic weighted kappa: 1 perfect, 0 chance; higher is better",
+            color=MUTED,
+            size="9pt",
+        )
         self.qwk_plot.setXLink(self.loss_plot)
+        self._set_epoch_range(self.epochs_spin.value())
         self.qwk_plot.setYRange(-0.1, 1.0, padding=0.02)
         self.loss_plot.addLegend(offset=(-10, 8), labelTextColor=TEXT, brush=(15, 16, 18, 200))
-        self.qwk_plot.addLegend(offset=(-10, 8), labelTextColor=TEXT, brush=(15, 16, 18, 200))
+        # Bottom right: QWK rises during a run, so its points end at the top right.
+        self.qwk_plot.addLegend(offset=(-10, -8), labelTextColor=TEXT, brush=(15, 16, 18, 200))
         self.loss_raw_curve = self.loss_plot.plot(
-            pen=pg.mkPen(255, 180, 84, 70), name="train loss (per step)"
+            pen=pg.mkPen(*STEP_LOSS_COLOUR), name="train loss (per step)"
         )
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LOSS_COLOUR, width=2), name="smoothed")
         self.train_qwk_curve = self.qwk_plot.plot(
@@ -311,9 +351,10 @@ class TrainDialog(QDialog):
         col.addWidget(self.progress_bar)
         self.log_label = QLabel("Choose the data and an output folder, then Start.")
         self.log_label.setObjectName("trainLog")
-        self.log_label.setWordWrap(False)
+        # Wrapped, so that a long path or the stop message is read whole.
+        self.log_label.setWordWrap(True)
         self.log_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.log_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.log_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         col.addWidget(self.log_label)
         return panel
 
@@ -364,20 +405,11 @@ class TrainDialog(QDialog):
         }
 
     def validate(self) -> str | None:
-        """One line saying what is wrong with the form, or None when a run can start."""
-        if not self.arch_combo.currentText():
-            return "Choose an architecture"
-        if self.synth_radio.isChecked():
-            if self.count_spin.value() < self.batch_spin.value():
-                return (
-                    f"{self.count_spin.value()} synthetic images are fewer than one batch of "
-                    f"{self.batch_spin.value()}"
-                )
-        else:
-            problem = _folder_problem(self.folder_edit.text().strip())
-            if problem:
-                return problem
-        return _out_problem(self.out_edit.text().strip(), self.resume_check.isChecked())
+        """One line saying what is wrong with the form, or None when a run can start.
+
+        The check and its wording are `retinaview.train.options`', shared with ``retinaview train``.
+        """
+        return first_problem(self.config(), DIALOG_NAMES)
 
     @Slot()
     def _update_data_mode(self) -> None:
@@ -419,8 +451,13 @@ class TrainDialog(QDialog):
         self._best_path = None
         self._t_start = time.monotonic()
         self._set_running(True)
-        self.progress_bar.setValue(0)
-        self.progress_label.setText("Starting…")
+        self._epochs = int(config["epochs"])
+        self._last_event = {}
+        self._set_epoch_range(self._epochs)
+        self._set_loss_title()
+        # Busy until the first step: torch loads and the first data are made for up to half a minute.
+        self.progress_bar.setRange(0, 0)
+        self.progress_label.setText("Preparing the data · loading torch and the model…")
         self.eta_label.setText("")
         self._log(
             f"Training {config['arch']} on {_describe_data(config['data'])} into {config['out']}"
@@ -472,7 +509,12 @@ class TrainDialog(QDialog):
             self._train_qwk.append(_number(event.get("qwk")))
             self._val_qwk.append(_number(event.get("val_qwk")))
             self.refresh_plot()
-        if kind in ("step", "epoch"):
+        if kind in ("step", "epoch") and event.get("total_steps"):
+            self._last_event = event
+            if epochs != self._epochs:
+                self._epochs = epochs
+                self._set_epoch_range(epochs)
+            self.progress_bar.setRange(0, 1000)
             done = (epoch + step / total) / epochs
             self.progress_bar.setValue(round(1000 * min(max(done, 0.0), 1.0)))
             self.progress_label.setText(
@@ -489,6 +531,7 @@ class TrainDialog(QDialog):
         status = str(result.get("status", "done"))
         best = result.get("best_path")
         self._best_path = str(best) if best and Path(best).is_file() else None
+        self.progress_bar.setRange(0, 1000)
         if status == "done":
             self.progress_bar.setValue(1000)
         elapsed = _duration(time.monotonic() - self._t_start)
@@ -496,11 +539,31 @@ class TrainDialog(QDialog):
         qwk = f"; best validation QWK {best_qwk:.3f}" if isinstance(best_qwk, float) else ""
         self.progress_label.setText(f"{status.capitalize()} after {elapsed}{qwk}")
         self.eta_label.setText("")
-        self._log(str(result.get("message") or status))
+        self._log(self._end_message(result))
         self._end_run()
+
+    def _end_message(self, result: dict[str, Any]) -> str:
+        """What happened, in the dialog's words (the trainer's message names command-line flags)."""
+        status = str(result.get("status", "done"))
+        out = result.get("out") or self.out_edit.text().strip()
+        if status == "done":
+            n = int(result.get("epochs_done") or self._epochs)
+            best = " Open model loads its best.pt." if self._best_path else ""
+            return f"Finished {_plural(n, 'epoch')}; the run is in {out}.{best}"
+        event = self._last_event
+        where = ""
+        if event:
+            epoch = min(int(event.get("epoch") or 0) + 1, self._epochs)
+            where = f" in epoch {epoch}, step {int(event.get('step') or 0)}"
+        what = {"time-limit": "Reached the time limit"}.get(status, status.capitalize())
+        return (
+            f"{what}{where}; saved {Path(out) / 'last.pt'}. To continue, keep this output folder, "
+            f"tick '{RESUME_TEXT}' and press Start."
+        )
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        self.progress_bar.setRange(0, 1000)
         self.progress_label.setText("Failed")
         self.eta_label.setText("")
         self._log(message, error=True)
@@ -568,6 +631,16 @@ class TrainDialog(QDialog):
         self._step_x.append(epoch + step / total)
         self._step_loss.append(loss)
         self._smooth_loss.append(self._ema / self._ema_weight)
+
+    @Slot()
+    def _set_loss_title(self) -> None:
+        title = LOSS_TITLES.get(self.loss_combo.currentData(), "Loss; lower is better")
+        self.loss_plot.setTitle(title, color=MUTED, size="9pt")
+
+    def _set_epoch_range(self, epochs: int) -> None:
+        """The x-axis spans the run, 0 to its last epoch, from the first step on."""
+        self.loss_plot.enableAutoRange(x=False)
+        self.loss_plot.setXRange(0, max(int(epochs), 1), padding=0.02)
 
     def _schedule_redraw(self) -> None:
         if not self._redraw_timer.isActive():
@@ -638,50 +711,15 @@ class TrainDialog(QDialog):
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def _folder_problem(text: str) -> str | None:
-    if not text:
-        return "Choose the image folder"
-    folder = Path(text).expanduser()
-    if not folder.exists():
-        return f"{folder}: no such folder"
-    if not folder.is_dir():
-        return f"{folder}: not a folder"
-    try:
-        images = list_images(folder)
-    except RetinaviewError as exc:
-        return str(exc)
-    if not images:
-        return f"{folder}: no images (.png, .jpg, .tif, .bmp) in this folder"
-    if not any((folder / name).is_file() for name in LABEL_FILES):
-        csvs = [p for p in folder.glob("*.csv") if p.is_file()]
-        if not csvs:
-            return f"{folder}: no labels.csv (image,level) beside the images"
-        if len(csvs) > 1:
-            return f"{folder}: several CSV files and none named labels.csv"
-    return None
-
-
-def _out_problem(text: str, resume: bool) -> str | None:
-    if not text:
-        return "Choose an output folder"
-    out = Path(text).expanduser()
-    if out.exists() and not out.is_dir():
-        return f"{out}: exists and is not a folder"
-    if (out / "last.pt").exists() and not resume:
-        return f"{out}: already holds a run; tick 'Continue' or choose another folder"
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        return f"{out}: cannot write in {existing}"
-    return None
-
-
 def _describe_data(data: str) -> str:
     if data.startswith("synth:"):
         parts = data.split(":")
         return f"{parts[1]} synthetic images"
     return data
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _number(value: Any) -> float:
