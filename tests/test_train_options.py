@@ -15,7 +15,8 @@ from retinaview.train import options as O
 def test_architecture_names_are_the_registry():
     from retinaview.core.models.registry import ARCHITECTURES
 
-    assert sorted(O.ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
+    assert sorted(O.ARCHITECTURE_TASKS) == sorted(ARCHITECTURES)
+    assert "driu" not in O.ARCHITECTURE_NAMES and "paper17" in O.ARCHITECTURE_NAMES
 
 
 def test_losses_are_the_trainers():

@@ -18,8 +18,16 @@ from typing import Any
 from retinaview.core.common.errors import DataError, RetinaviewError
 from retinaview.core.common.io import list_images
 
-# The registered architectures (retinaview.core.models.registry.ARCHITECTURES), in the order a menu offers them.
-ARCHITECTURE_NAMES = ("paper17", "resnet18", "densenet121", "inception_v3")
+# The registered architectures (retinaview.core.models.registry.ARCHITECTURES) and their task, in the order a
+# menu offers them; `retinaview train` trains the graders, `retinaview train --task vessels` the vessel networks.
+ARCHITECTURE_TASKS = {
+    "paper17": "grading",
+    "resnet18": "grading",
+    "densenet121": "grading",
+    "inception_v3": "grading",
+    "driu": "vessels",
+}
+ARCHITECTURE_NAMES = tuple(a for a, task in ARCHITECTURE_TASKS.items() if task == "grading")
 LOSSES = {
     "kappa": "Quadratic kappa",
     "ce": "Cross-entropy",
@@ -206,7 +214,11 @@ def problems(
 
     arch = o.get("arch")
     if check_arch and "arch" in o and arch not in ARCHITECTURE_NAMES:
-        add(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURE_NAMES))})")
+        task = ARCHITECTURE_TASKS.get(arch)
+        if task is not None:
+            add(f"{arch!r} is a {task} network, not a grader (train it with --task {task})")
+        else:
+            add(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURE_NAMES))})")
     if "data" in o:
         add(_source_problem(o["data"], o.get("labels"), n["data"]))
     if o.get("val"):
