@@ -138,11 +138,12 @@ def test_settings_remember_threshold_and_colours(qtbot):
         return win
 
     win = make()
-    win.controls.change(threshold=3.2, colormap="blue_orange")
+    win.controls.change(threshold=3.2, colormap="green_indigo", smooth=False, kind="input")
     win.close()
     again = make()
     assert again.controls.state.threshold == pytest.approx(3.2)
-    assert again.controls.state.colormap == "blue_orange"
+    assert again.controls.state.colormap == "green_indigo"
+    assert not again.controls.state.smooth and again.controls.state.kind == "input"
     again.close()
 
 

@@ -24,8 +24,8 @@ class MapHistogram(pg.PlotWidget):
         item.setLogMode(x=False, y=True)
         item.showGrid(x=True, y=False, alpha=0.15)
         item.setLabel("bottom", "S / σ over the field of view", color=MUTED)
-        item.getAxis("left").setStyle(showValues=False)
-        item.getAxis("left").setWidth(6)
+        item.setLabel("left", "pixels", color=MUTED)
+        item.getAxis("left").setWidth(52)
         for name in ("left", "bottom"):
             item.getAxis(name).setPen(pg.mkPen(MUTED))
             item.getAxis(name).setTextPen(pg.mkPen(MUTED))
