@@ -289,3 +289,17 @@ def test_settings_keep_absolute_folder_and_reset(qtbot, folder, monkeypatch):
     assert (st.threshold, st.colormap, st.smooth) == (2.0, "cyan_indigo", True)
     assert app_settings().value("view/threshold") is None
     win.close()
+
+
+def test_browser_gets_its_width_back_after_the_inspector(qtbot, window, folder):
+    _open(qtbot, window, folder)
+    qtbot.wait(50)
+    before = window.splitter.sizes()
+    window.inspector_action.setChecked(True)
+    with qtbot.waitSignal(window._inspector.layerShown, timeout=20_000):
+        pass
+    # The inspector asks for room; whatever the splitter gave it, closing gives the widths back.
+    window.splitter.setSizes([150, before[1] + before[0] - 150, before[2]])
+    window.inspector_action.setChecked(False)
+    qtbot.wait(100)
+    assert window.splitter.sizes() == before

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTextBrowser,
@@ -759,6 +760,10 @@ class MainWindow(QMainWindow):
             self._inspector.set_view_rect(self.viewer.panes()[0].box.viewRect())
         elif not on and self._inspector.result is not None and self.viewer.result is not None:
             self.viewer.panes()[0].box.setRange(self._inspector.view_rect(), padding=0)
+        # A stacked widget is as wide as its widest page, shown or not: a hidden inspector must not keep
+        # the centre wide and the browser narrow.
+        policy = QSizePolicy.Policy.Preferred if on else QSizePolicy.Policy.Ignored
+        self._inspector.setSizePolicy(policy, policy)
         self.centre_stack.setCurrentWidget(self._inspector if on else self.viewer)
         if on and self.current is not None:
             self._on_current(self.current)

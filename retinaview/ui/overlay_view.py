@@ -99,11 +99,12 @@ def fit_rect(photo_hw: tuple[int, int], box_wh: tuple[float, float]) -> QRectF:
 
 
 class MapPane:
-    """A title, and a view box holding the photograph and the map layer."""
+    """A title, and a view box holding the photograph and the map layer; placed in ``layout`` at grid
+    cell (``row``, ``col``) when given (title in row 2 * row, map in 2 * row + 1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, layout: pg.GraphicsLayout | None = None, row: int = 0, col: int = 0) -> None:
         self.title = Title(justify="left", color=TEXT, size="11pt")
-        self.box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0)
+        self.box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.01)
         # The photograph has no levels: uint8 RGB or grey then goes to a QImage as it is, where levels
         # (0, 255) would make pyqtgraph rescale every pixel on each new image (13 ms at 2000 px).
         self.photo = pg.ImageItem()
@@ -114,6 +115,8 @@ class MapPane:
         self.cls: int | None = None
         self._photo_key: tuple | None = None
         self._index_key: tuple | None = None
+        if layout is not None:
+            self.place(layout, row, col)
 
     def set_photo(self, key: tuple, image: np.ndarray) -> None:
         if key != self._photo_key:
