@@ -43,6 +43,7 @@ PAGE = (15, 16, 18)
 TEXT = (230, 232, 235)
 MUTED = (154, 161, 171)
 HIDDEN = (58, 63, 71)
+_FONT_FILES = ("DejaVuSans.ttf",)
 
 
 def resample_to_photo(
@@ -131,14 +132,15 @@ def save_screen_png(
     for k, (title, img) in enumerate(cells):
         x = pad + (k % columns) * (width + pad)
         y = pad + (k // columns) * (cell_h + pad)
-        draw.text((x, y), title, fill=TEXT, font=font)
+        draw.text((x, y), _words(title, font), fill=TEXT, font=font)
         page.paste(img, (x, y + title_h))
     y = pad + rows * (cell_h + pad)
     if legend is not None:
-        _draw_bar(draw, legend, (pad, y, page_w - pad, y + round(16 * scale)), small)
+        inset = pad + round(small.size)
+        _draw_bar(draw, legend, (inset, y, page_w - inset, y + round(16 * scale)), small)
         y += bar_h
     for line in lines:
-        draw.text((pad, y), line, fill=MUTED, font=small)
+        draw.text((pad, y), _words(line, small), fill=MUTED, font=small)
         y += small.size + pad // 2
     _write(path, lambda: page.save(path, format="PNG", optimize=False))
     return path
@@ -217,8 +219,20 @@ def save_map(path: str | os.PathLike[str], map2d: np.ndarray) -> Path:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled font at ``size`` pixels (FreeType when Pillow has it)."""
+    """DejaVu Sans at ``size`` pixels (it has σ and −), else Pillow's bundled font."""
+    for name in _FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
     return ImageFont.load_default(size=size)
+
+
+def _words(text: str, font) -> str:
+    """``text`` in characters ``font`` draws: Pillow's bundled font has no σ or minus sign."""
+    if getattr(font, "path", "") and any(n in str(font.path) for n in _FONT_FILES):
+        return text
+    return text.replace("σ", "sd").replace("−", "-")
 
 
 def _draw_bar(draw: ImageDraw.ImageDraw, legend: LegendInfo, box: tuple, font) -> None:
@@ -232,7 +246,7 @@ def _draw_bar(draw: ImageDraw.ImageDraw, legend: LegendInfo, box: tuple, font) -
     lo, hi = float(s[0]), float(s[-1])
     for tick in range(int(lo), int(hi) + 1, 2):
         x = x0 + (tick - lo) / (hi - lo) * (x1 - x0)
-        text = "0" if tick == 0 else f"{tick:+d}σ".replace("-", "−")
+        text = _words("0" if tick == 0 else f"{tick:+d}σ".replace("-", "−"), font)
         tw = draw.textlength(text, font=font)
         draw.line([(x, y1), (x, y1 + 4)], fill=MUTED)
         draw.text((x - tw / 2, y1 + 5), text, fill=TEXT if tick == 0 else MUTED, font=font)

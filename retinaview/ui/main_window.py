@@ -479,19 +479,27 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_current(self, path: Path) -> None:
-        """A newly selected image: nothing of the previous one stays on screen, nor its notice."""
-        if self.current is not None:
-            self.notice.hide()
+        """A newly selected image: nothing of the previous one stays on screen, nor its notice. The same
+        image asked for again (a model loaded, the inspector opened) keeps what it shows until the new
+        result comes."""
+        if path != self.current or not self.viewer.has_photo():
+            if self.current is not None and path != self.current:
+                self.notice.hide()
+            entry = self.browser.model.entry(path)
+            self.viewer.show_message(f"Opening {path.name}…")
+            self.prediction.set_pending(
+                path.name,
+                entry.truth if entry else None,
+                entry.probs if entry else None,
+                self._waiting_text(),
+            )
+            self.histogram.set_counts(None, 0)
+            self.controls.setEnabled(True)
+            self.photos.request(path)
+        elif self.viewer.result is None:
+            for pane in [self.viewer.main_pane, *self.viewer.grid_panes]:
+                pane.title.setText(f"{path.name} · {self._waiting_text()}")
         self.current = path
-        entry = self.browser.model.entry(path)
-        waiting = self._waiting_text()
-        self.viewer.show_message(f"Opening {path.name}…")
-        self.prediction.set_pending(
-            path.name, entry.truth if entry else None, entry.probs if entry else None, waiting
-        )
-        self.histogram.set_counts(None, 0)
-        self.controls.setEnabled(True)
-        self.photos.request(path)
         self.engine.request(path, self.method, self.params, keep_layers=self._inspector_shown())
 
     def _is_current(self, path) -> bool:
