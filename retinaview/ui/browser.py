@@ -158,9 +158,12 @@ class ImageListModel(QAbstractTableModel):
 
     def _text(self, e: Entry, col: int) -> str:
         if col == COL_IMAGE:
-            return e.path.name if e.error is None else f"⚠ {e.path.name}"
+            return e.path.name
         if col == COL_GRADE:
-            return "–" if e.grade is None else str(e.grade)
+            # An unreadable file is marked where its grade would be, so its name keeps its full width.
+            if e.grade is None:
+                return "⚠" if e.error is not None else "–"
+            return str(e.grade)
         if col == COL_CONF:
             return "" if e.confidence is None else f"{e.confidence:.0%}"
         if e.truth is None:
@@ -170,7 +173,7 @@ class ImageListModel(QAbstractTableModel):
         return f"{e.truth} {'✓' if e.truth == e.grade else '✗'}"
 
     def _colour(self, e: Entry, col: int):
-        if col == COL_IMAGE and e.error is not None:
+        if col in (COL_IMAGE, COL_GRADE) and e.error is not None and e.grade is None:
             return QBrush(QColor("#ff8a65"))
         if col == COL_GRADE and e.grade is not None:
             return QBrush(QColor(GRADE_COLOURS[e.grade % len(GRADE_COLOURS)]))
