@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QFileDialog
 
 from retinaview.engine.fake import FakeBackend
@@ -303,3 +304,23 @@ def test_browser_gets_its_width_back_after_the_inspector(qtbot, window, folder):
     window.inspector_action.setChecked(False)
     qtbot.wait(100)
     assert window.splitter.sizes() == before
+
+
+def test_grid_maps_sit_under_their_titles_at_one_size(qtbot, window, folder):
+    _open(qtbot, window, folder)
+    window.resize(1920, 1080)
+    window.controls.change(grid=True)
+    qtbot.wait(100)
+    viewer = window.viewer
+    heights = {round(p.box.geometry().height()) for p in viewer.grid_panes}
+    assert len(heights) == 1, f"map rows of different heights: {heights}"
+    h, w = viewer.result.photo.shape[:2]
+    for pane in viewer.grid_panes:
+        top_left = pane.box.mapViewToScene(QPointF(0, 0))
+        bottom_right = pane.box.mapViewToScene(QPointF(w, h))
+        title_bottom = pane.title.sceneBoundingRect().bottom()
+        assert top_left.y() - title_bottom < 8, "a gap between the title and its map"
+        # The whole photograph is shown, as large as the cell allows.
+        cell = pane.box.sceneBoundingRect()
+        side = min(cell.width(), cell.height())
+        assert bottom_right.x() - top_left.x() > 0.95 * side * min(1.0, w / h)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
@@ -25,6 +25,7 @@ from retinaview.ui.view_state import KIND_LABELS, ViewState
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 GRID_CELLS = 6  # five class maps and the note
+TITLE_HEIGHT = 26  # pixels of a map title's row
 EMPTY_TEXT = (
     "Open a folder of fundus photographs\n"
     "File ▸ Open Folder…  (Ctrl+O)  or drop a folder or image here"
@@ -180,6 +181,7 @@ class OverlayView(QWidget):
         self.columns = 0
         self._layout_grid(3)
         link_views([pane.box for pane in self.grid_panes])
+        self.grid.installEventFilter(self)
         for pane in [self.main_pane, *self.grid_panes]:
             pane.box.sigRangeChangedManually.connect(self._on_manual_range)
             pane.box.sigResized.connect(self._on_box_resized)
@@ -441,24 +443,43 @@ class OverlayView(QWidget):
         for row in range(6):
             grid.setRowStretchFactor(row, 1 if row % 2 and row < 2 * rows else 0)
         self.columns = columns
+        self._size_grid_rows()
+
+    def _size_grid_rows(self) -> None:
+        """Equal rows: every map row gets the same height (the layout would otherwise share the spare
+        height unevenly, and the linked views would show the photographs at different sizes)."""
+        grid = self.grid.ci.layout
+        rows = -(-GRID_CELLS // max(self.columns, 1))
+        spare = self.grid.height() - 10 - rows * (TITLE_HEIGHT + 2) - (rows - 1) * 2
+        box_h = max(spare / rows, 40.0)
+        for r in range(3):
+            on = r < rows
+            grid.setRowFixedHeight(2 * r, TITLE_HEIGHT if on else 0)
+            grid.setRowFixedHeight(2 * r + 1, box_h if on else 0)
 
     def _best_columns(self) -> int:
         """2 or 3 columns, whichever gives the larger maps in the grid widget's current size."""
         h, w = self._photo.shape[:2] if self._photo is not None else (1, 1)
         W, H = max(self.grid.width(), 1), max(self.grid.height(), 1)
-        title = 24
 
         def side(cols: int) -> float:
             rows = -(-GRID_CELLS // cols)
-            cell_w, cell_h = W / cols, H / rows - title
+            cell_w, cell_h = W / cols, H / rows - TITLE_HEIGHT
             return min(cell_w / w, cell_h / h)
 
         return max((2, 3), key=side)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._layout_grid(self._best_columns())
         self._refit.start()
+
+    def eventFilter(self, watched, event) -> bool:
+        # The grid's own size (the key below it comes and goes) decides its columns and row heights.
+        if watched is self.grid and event.type() == QEvent.Type.Resize:
+            self._layout_grid(self._best_columns())
+            self._size_grid_rows()
+            self._refit.start()
+        return super().eventFilter(watched, event)
 
     def _on_manual_range(self, *_) -> None:
         self._fitted = False
