@@ -14,7 +14,7 @@ from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
-from retinaview.core.common.render import smooth, smooth_sigma_px
+from retinaview.core.common.render import smooth, smooth_norm, smooth_sigma_px
 from retinaview.engine.prepare import PreparedMaps, prepare_maps
 from retinaview.engine.requests import ExplainResult
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
@@ -162,6 +162,9 @@ class OverlayView(QWidget):
         self._green: np.ndarray | None = None
         self._class_names: tuple[str, ...] = ()
         self._smoothed: dict[str, PreparedMaps] = {}
+        self._smooth_image: tuple | None = None
+        self._smooth_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._smooth_norm: np.ndarray | None = None
         self._fitted = True
         self.state = ViewState()
 
@@ -297,8 +300,25 @@ class OverlayView(QWidget):
             classes = [c for c in range(len(maps)) if result.is_done(c)]
             blurred = np.zeros_like(maps, dtype=np.float32)
             for c in classes:
-                blurred[c] = smooth(maps[c], ex.fov)
+                blurred[c] = self._smooth_class(result, kind, c, maps[c])
             hit = self._smoothed[kind] = prepare_maps(blurred, ex.fov, classes)
+        return hit
+
+    def _smooth_class(
+        self, result: ExplainResult, kind: str, c: int, score: np.ndarray
+    ) -> np.ndarray:
+        """One class's smoothed map, computed once per image (partial results of an image reuse the
+        classes already smoothed; the field of view's normaliser is shared by the classes)."""
+        image = (result.request.generation, result.key)
+        if self._smooth_image != image:
+            self._smooth_image, self._smooth_cache, self._smooth_norm = image, {}, None
+        hit = self._smooth_cache.get((kind, c))
+        if hit is None:
+            fov = result.explanation.fov
+            px = smooth_sigma_px(score.shape[-1])
+            if self._smooth_norm is None:
+                self._smooth_norm = smooth_norm(fov, score.shape, px)
+            hit = self._smooth_cache[(kind, c)] = smooth(score, fov, px, self._smooth_norm)
         return hit
 
     def smooth_px(self) -> float | None:

@@ -117,14 +117,27 @@ def smooth_sigma_px(width: int) -> float:
     return SMOOTH_PX_PER_256 * width / 256.0
 
 
+def smooth_norm(fov: np.ndarray | None, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    """The field of view blurred by the smoothing Gaussian: the normaliser of `smooth` (one per image,
+    shared by its classes)."""
+    from scipy.ndimage import gaussian_filter
+
+    inside = _fov(fov, shape).astype(np.float32)
+    return gaussian_filter(inside, sigma_px, mode="constant", truncate=3.0)
+
+
 def smooth(
-    score: np.ndarray, fov: np.ndarray | None = None, sigma_px: float | None = None
+    score: np.ndarray,
+    fov: np.ndarray | None = None,
+    sigma_px: float | None = None,
+    norm: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) float32: the map blurred by a Gaussian inside the FOV (normalised convolution, so the black
     border does not pull the edge of the fundus towards zero); 0 outside the FOV.
 
-    ``sigma_px``: the Gaussian's sigma in pixels (default `smooth_sigma_px` of the width). NaN maps (classes
-    not computed yet) stay NaN.
+    ``sigma_px``: the Gaussian's sigma in pixels (default `smooth_sigma_px` of the width). ``norm``: the
+    image's `smooth_norm` when already computed (the result is the same). NaN maps (classes not computed
+    yet) stay NaN.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -132,10 +145,11 @@ def smooth(
     s = smooth_sigma_px(score.shape[-1]) if sigma_px is None else float(sigma_px)
     if s <= 0 or not np.isfinite(score).all():
         return score.copy()
-    inside = _fov(fov, score.shape).astype(np.float32)
-    num = gaussian_filter(score * inside, s, mode="constant", truncate=3.0)
-    den = gaussian_filter(inside, s, mode="constant", truncate=3.0)
-    out = np.where(inside > 0, num / np.maximum(den, 1e-6), 0.0)
+    inside = _fov(fov, score.shape)
+    if norm is None:
+        norm = smooth_norm(inside, score.shape, s)
+    num = gaussian_filter(np.where(inside, score, np.float32(0)), s, mode="constant", truncate=3.0)
+    out = np.where(inside, num / np.maximum(norm, np.float32(1e-6)), np.float32(0))
     return out.astype(np.float32)
 
 
