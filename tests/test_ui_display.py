@@ -138,7 +138,7 @@ def test_header_and_status_bar_agree_on_counts(qtbot, window, folder):
     _open(qtbot, window, folder)
     assert window.browser.counts() == (4, 3, 1)
     assert window.browser.count.text() == "4 images · 1 unreadable"
-    assert window.statusBar().currentMessage() == "Folder graded · 3 of 4 · 1 unreadable"
+    assert window.grading_label.text() == "Folder graded · 3 of 4 graded · 1 unreadable"
     window._update_progress_text()
     assert window.progress.format() == "grading · 3 of 4 graded · 1 unreadable"
 

@@ -222,6 +222,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Stop grading the folder (Esc)")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.engine.cancel_scoring)
+        self.grading_label = QLabel("")
+        self._grading: str | None = None
+        bar.addWidget(self.grading_label)
         self.model_label = QLabel("loading model…")
         self.device_label = QLabel("")
         bar.addPermanentWidget(self.progress)
@@ -589,6 +592,7 @@ class MainWindow(QMainWindow):
         running = done < total
         self.progress.setVisible(running)
         self.cancel_button.setVisible(running)
+        self._grading = "running" if running else self._grading
         self._update_progress_text()
 
     @Slot()
@@ -599,19 +603,19 @@ class MainWindow(QMainWindow):
         self.progress.setValue(graded + unreadable)
         text = f"grading · {graded} of {total} graded"
         self.progress.setFormat(text + (f" · {unreadable} unreadable" if unreadable else ""))
+        if self._grading in ("stopped", "done"):
+            head = "Grading stopped" if self._grading == "stopped" else "Folder graded"
+            text = f"{head} · {graded} of {total} graded"
+            self.grading_label.setText(text + (f" · {unreadable} unreadable" if unreadable else ""))
+        else:
+            self.grading_label.setText("")
 
     @Slot(object)
     def _on_scoring_finished(self, completed: bool) -> None:
         self.progress.hide()
         self.cancel_button.hide()
-        total, graded, unreadable = self.browser.counts()
-        if not completed:
-            text = f"Grading stopped · {graded} of {total} graded"
-        else:
-            text = f"Folder graded · {graded} of {total}"
-        if unreadable:
-            text += f" · {unreadable} unreadable"
-        self.statusBar().showMessage(text, 6000)
+        self._grading = "done" if completed else "stopped"
+        self._update_progress_text()
 
     # --- view state --------------------------------------------------------------------------------
     @Slot(object)
