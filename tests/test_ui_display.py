@@ -324,3 +324,25 @@ def test_grid_maps_sit_under_their_titles_at_one_size(qtbot, window, folder):
         cell = pane.box.sceneBoundingRect()
         side = min(cell.width(), cell.height())
         assert bottom_right.x() - top_left.x() > 0.95 * side * min(1.0, w / h)
+
+
+def test_one_labels_file_discovery(tmp_path):
+    from retinaview.core.common.errors import DataError
+    from retinaview.core.common.labels import find_labels_csv
+    from retinaview.train.data import find_labels_csv as training_finds
+    from retinaview.ui.labels import read_labels
+
+    assert find_labels_csv(tmp_path) is None and read_labels(tmp_path) == {}
+    with pytest.raises(DataError, match="no labels CSV"):
+        training_finds(tmp_path)
+    (tmp_path / "train.csv").write_text("id_code,diagnosis\nabc,2\n")
+    assert find_labels_csv(tmp_path) == training_finds(tmp_path) == tmp_path / "train.csv"
+    assert read_labels(tmp_path) == {"abc": 2}
+    (tmp_path / "trainLabels.csv").write_text("image,level\n10_left,4\n")
+    assert read_labels(tmp_path) == {"10_left": 4}
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (other / name).write_text("image,level\nx,1\n")
+    with pytest.raises(DataError, match="several CSV files"):
+        read_labels(other)
