@@ -659,7 +659,8 @@ class MainWindow(QMainWindow):
         if result is None:
             self.histogram.set_counts(None, 0)
             return
-        self.histogram.set_counts(self.viewer.prepared(), self._histogram_class())
+        c = self._histogram_class()
+        self.histogram.set_counts(self.viewer.prepared((c,)), c)
 
     def _histogram_class(self) -> int:
         result = self.viewer.result

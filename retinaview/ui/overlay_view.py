@@ -161,7 +161,7 @@ class OverlayView(QWidget):
         self._photo_id = 0
         self._green: np.ndarray | None = None
         self._class_names: tuple[str, ...] = ()
-        self._smoothed: dict[str, PreparedMaps] = {}
+        self._smoothed: dict[str, tuple[PreparedMaps, frozenset[int]]] = {}
         self._smooth_image: tuple | None = None
         self._smooth_cache: dict[tuple[str, int], np.ndarray] = {}
         self._smooth_norm: np.ndarray | None = None
@@ -284,24 +284,27 @@ class OverlayView(QWidget):
         for pane in self.panes():
             pane.set_photo(key, image)
 
-    def prepared(self) -> PreparedMaps | None:
-        """The drawn maps of the shown kind: the engine's, or their smoothed copy (computed once per result
-        and kind, for the classes computed so far)."""
+    def prepared(self, extra: tuple[int, ...] = ()) -> PreparedMaps | None:
+        """The drawn maps of the shown kind: the engine's, or their smoothed copy. Smoothing costs a few
+        Gaussian filters per class, on this thread: only the shown classes (and ``extra``) are smoothed,
+        each once per image."""
         result = self._result
         if result is None:
             return None
         kind = self.current_kind()
         if not self.state.smooth:
             return result.maps[kind]
-        hit = self._smoothed.get(kind)
-        if hit is None:
+        need = {c for c in (*self.shown_classes(), *extra) if result.is_done(c)}
+        hit, have = self._smoothed.get(kind, (None, frozenset()))
+        if hit is None or not need <= have:
             ex = result.explanation
             maps = float_maps(result, kind)
-            classes = [c for c in range(len(maps)) if result.is_done(c)]
+            classes = sorted(need | have)
             blurred = np.zeros_like(maps, dtype=np.float32)
             for c in classes:
                 blurred[c] = self._smooth_class(result, kind, c, maps[c])
-            hit = self._smoothed[kind] = prepare_maps(blurred, ex.fov, classes)
+            hit = prepare_maps(blurred, ex.fov, classes)
+            self._smoothed[kind] = (hit, frozenset(classes))
         return hit
 
     def _smooth_class(
@@ -528,7 +531,7 @@ class OverlayView(QWidget):
         if result is None:
             return np.zeros((0, 0), bool)
         c = self.shown_classes()[0] if c is None else c
-        prepared = self.prepared()
+        prepared = self.prepared((c,))
         cut = prepared.cut_index(c, self.state.threshold)
         lut = overlay_lut(COLORMAPS[self.state.colormap], cut, self.state.mode)
         return lut[prepared.index[c], 3] > 0
