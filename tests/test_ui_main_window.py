@@ -138,16 +138,17 @@ def test_settings_remember_threshold_and_colours(qtbot):
         return win
 
     win = make()
-    win.controls.change(threshold=3.2, colormap="blue_orange")
+    win.controls.change(threshold=3.2, colormap="green_indigo", smooth=False, kind="input")
     win.close()
     again = make()
     assert again.controls.state.threshold == pytest.approx(3.2)
-    assert again.controls.state.colormap == "blue_orange"
+    assert again.controls.state.colormap == "green_indigo"
+    assert not again.controls.state.smooth and again.controls.state.kind == "input"
     again.close()
 
 
 def test_screenshot_command(tmp_path, folder):
-    """`retinaview view --screenshot`: exits 0 with a picture of a dark window showing a green map.
+    """`retinaview view --screenshot`: exits 0 with a picture of a dark window showing a cyan map.
 
     Compared by statistics, not with a golden file, so font rendering differences do not matter."""
     out = tmp_path / "shot.png"
@@ -162,8 +163,9 @@ def test_screenshot_command(tmp_path, folder):
     dark = (img.max(axis=2) < 60).mean()
     assert dark > 0.25, "the window should be mostly dark"
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    overlay_green = ((g > 150) & (g > r + 40) & (g > b + 40)).sum()
-    assert overlay_green > 500, "the class map should be drawn on the photograph"
+    # The default palette draws "for" in cyan, which neither the fundus nor the window's text uses.
+    overlay_cyan = ((r < 120) & (g > 170) & (b > 200) & (b > r + 90)).sum()
+    assert overlay_cyan > 300, "the class map should be drawn on the photograph"
 
 
 def test_rendering_is_repeatable(qtbot, window, folder):

@@ -107,6 +107,55 @@ def text_problems(root: QWidget) -> list[str]:
             out.append(f"{name} {what!r}: {problem}")
     out.extend(overlapping_labels(root))
     out.extend(graphics_text_problems(root))
+    out.extend(clipped_sideways(root))
+    out.extend(graphics_label_problems(root))
+    return out
+
+
+def clipped_sideways(root: QWidget) -> list[str]:
+    """Visible text widgets that reach past the right or left edge of a parent (a panel narrower than its
+    content cuts them off; scrolling down is fine, scrolling sideways is not)."""
+    out = []
+    kinds = (QLabel, QAbstractButton, QComboBox, QGroupBox)
+    for w in root.findChildren(QWidget):
+        if not isinstance(w, kinds) or not _visible(w):
+            continue
+        left = w.mapToGlobal(w.rect().topLeft()).x()
+        right = w.mapToGlobal(w.rect().topRight()).x()
+        parent = w.parentWidget()
+        while parent is not None and parent is not root.parentWidget():
+            p_left = parent.mapToGlobal(parent.rect().topLeft()).x()
+            p_right = parent.mapToGlobal(parent.rect().topRight()).x()
+            if right > p_right + 1 or left < p_left - 1:
+                text = _plain(w.title() if isinstance(w, QGroupBox) else w.text() or "")[:40]
+                out.append(
+                    f"{type(w).__name__} {text!r}: cut sideways by {type(parent).__name__} "
+                    f"({left}..{right} px in {p_left}..{p_right})"
+                )
+                break
+            parent = parent.parentWidget()
+    return out
+
+
+def graphics_label_problems(root: QWidget) -> list[str]:
+    """pyqtgraph labels (map titles, notes) whose text is wider than the room the layout gave them."""
+    try:
+        import pyqtgraph as pg
+    except ImportError:
+        return []
+    out = []
+    for view in root.findChildren(pg.GraphicsView):
+        if not _visible(view) or view.scene() is None:
+            continue
+        for item in view.scene().items():
+            if not isinstance(item, pg.LabelItem) or not item.isVisible() or not item.text:
+                continue
+            need = item.item.boundingRect().width()
+            room = item.geometry().width()
+            if room > 0 and need > room + 1:
+                out.append(
+                    f"LabelItem {_plain(item.text)[:40]!r}: text {need:.0f} px wide in {room:.0f} px"
+                )
     return out
 
 

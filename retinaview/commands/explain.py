@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="explain images: npz of every map, PNG overlay of the predicted class",
         description="Explain fundus photographs with exact RF score propagation. For each IMAGE writes "
         "DIR/<stem>.npz (logits, probs, bias, input, total, fov, layers, si_k, sk_k, rf_k, jump_k, offset_k, "
-        "features) and DIR/<stem>_c<C>.png, the predicted class's total map at n sigma over the photograph.",
+        "features) and DIR/<stem>_c<C>.png, the predicted class's total map beyond n sigma (over the field "
+        "of view) over the photograph, drawn as the viewer draws it (smoothed unless --raw).",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, tif, bmp)")
     p.add_argument(
@@ -24,6 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image on stdout")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threshold", type=float, default=2.0, metavar="N", help="n sigma for the PNG")
+    p.add_argument(
+        "--mode",
+        choices=("positive", "negative", "absolute"),
+        default="positive",
+        help="PNG: pixels for the class (positive), against it (negative) or both (absolute)",
+    )
+    p.add_argument(
+        "--raw", action="store_true", help="PNG: the raw per-pixel map instead of the smoothed one"
+    )
     p.add_argument(
         "--sigma-factor", type=float, default=0.25, help="Gaussian sigma as a fraction of the RF"
     )
@@ -38,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.commands._progress import Progress
     from retinaview.core.api import explain, load_model
     from retinaview.core.common.errors import RetinaviewError
-    from retinaview.core.common.render import overlay
+    from retinaview.core.common.render import overlay, smooth
     from retinaview.core.quality import assess_quality
 
     model = load_model(args.model, device=args.device)
@@ -58,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_npz:
             np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        png = overlay(result.display, result.total[grade], result.fov, n=args.threshold)
+        score = result.total[grade] if args.raw else smooth(result.total[grade], result.fov)
+        png = overlay(result.display, score, result.fov, n=args.threshold, mode=args.mode)
         Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
         if args.json:
             quality = assess_quality(path)

@@ -36,12 +36,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from retinaview.core.common.errors import DataError, RetinaviewError, os_error_message
 from retinaview.core.common.io import IMAGE_SUFFIXES
-from retinaview.core.common.labels import read_label_rows
+from retinaview.core.common.labels import LABEL_FILES, read_label_rows
+from retinaview.core.common.labels import find_labels_csv as _find_labels_csv
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
 SEED_STRIDE = 1_000_003
-LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
 _EYE = re.compile(r"^(?P<patient>.+)_(?P<eye>left|right)$", re.IGNORECASE)
 
 EpochKey = tuple[int, int]  # (epoch, index)
@@ -420,17 +420,16 @@ def patient_eye(name: str) -> tuple[str, str | None]:
 
 
 def find_labels_csv(folder: Path) -> Path:
-    """The labels CSV of an image folder: a known name, else the folder's only CSV; `DataError` otherwise."""
-    for name in LABEL_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    csvs = sorted(p for p in folder.glob("*.csv") if p.is_file())
-    if len(csvs) == 1:
-        return csvs[0]
-    if not csvs:
-        raise DataError(f"{folder}: no labels CSV (expected labels.csv with image,level)")
-    names = ", ".join(p.name for p in csvs)
-    raise DataError(f"{folder}: several CSV files ({names}); name the labels file with --labels")
+    """The folder's labels CSV (`retinaview.core.common.labels.find_labels_csv`); a `DataError` if none."""
+    try:
+        found = _find_labels_csv(folder)
+    except DataError as exc:
+        raise DataError(f"{exc}; name the labels file with --labels") from None
+    if found is None:
+        raise DataError(
+            f"{folder}: no labels CSV (expected {' or '.join(LABEL_FILES)} with image,level)"
+        )
+    return found
 
 
 def read_records(

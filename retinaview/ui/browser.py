@@ -74,7 +74,10 @@ class Entry:
 
 
 class ImageListModel(QAbstractTableModel):
-    """Rows of `Entry`; thumbnails are asked for the first time a row's icon is drawn."""
+    """Rows of `Entry`; thumbnails are asked for the first time a row's icon is drawn. ``countsChanged``:
+    a row got its grade or its error."""
+
+    countsChanged = Signal()
 
     def __init__(self, thumbnails: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
@@ -106,6 +109,7 @@ class ImageListModel(QAbstractTableModel):
         e = self._entries[row]
         e.probs, e.error = np.asarray(probs, dtype=np.float64), None
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+        self.countsChanged.emit()
 
     def set_error(self, path: Path | str, message: str) -> None:
         row = self._rows.get(str(path))
@@ -113,6 +117,7 @@ class ImageListModel(QAbstractTableModel):
             return
         self._entries[row].error = message
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+        self.countsChanged.emit()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._entries)
@@ -153,9 +158,12 @@ class ImageListModel(QAbstractTableModel):
 
     def _text(self, e: Entry, col: int) -> str:
         if col == COL_IMAGE:
-            return e.path.name if e.error is None else f"⚠ {e.path.name}"
+            return e.path.name
         if col == COL_GRADE:
-            return "–" if e.grade is None else str(e.grade)
+            # An unreadable file is marked where its grade would be, so its name keeps its full width.
+            if e.grade is None:
+                return "⚠" if e.error is not None else "–"
+            return str(e.grade)
         if col == COL_CONF:
             return "" if e.confidence is None else f"{e.confidence:.0%}"
         if e.truth is None:
@@ -165,7 +173,7 @@ class ImageListModel(QAbstractTableModel):
         return f"{e.truth} {'✓' if e.truth == e.grade else '✗'}"
 
     def _colour(self, e: Entry, col: int):
-        if col == COL_IMAGE and e.error is not None:
+        if col in (COL_IMAGE, COL_GRADE) and e.error is not None and e.grade is None:
             return QBrush(QColor("#ff8a65"))
         if col == COL_GRADE and e.grade is not None:
             return QBrush(QColor(GRADE_COLOURS[e.grade % len(GRADE_COLOURS)]))
@@ -301,6 +309,7 @@ class BrowserWidget(QWidget):
         self.proxy.rowsInserted.connect(self._update_count)
         self.proxy.rowsRemoved.connect(self._update_count)
         self.proxy.layoutChanged.connect(self._update_count)
+        self.model.countsChanged.connect(self._update_count)
 
     def set_class_names(self, names: tuple[str, ...]) -> None:
         current = self.filter.currentData()
@@ -364,17 +373,27 @@ class BrowserWidget(QWidget):
     def _on_sort(self) -> None:
         self.proxy.sort_by(self.sort.currentData() or "name")
 
+    def counts(self) -> tuple[int, int, int]:
+        """(files, graded, unreadable) of the folder: the numbers the header and the status bar show."""
+        entries = self.model.entries()
+        graded = sum(e.probs is not None for e in entries)
+        unreadable = sum(e.error is not None and e.probs is None for e in entries)
+        return len(entries), graded, unreadable
+
     @Slot()
     def _update_count(self) -> None:
-        total, shown = self.model.rowCount(), self.proxy.rowCount()
-        graded = sum(e.probs is not None for e in self.model.entries())
+        total, graded, unreadable = self.counts()
+        shown = self.proxy.rowCount()
         text = f"{total} images" if shown == total else f"{shown} of {total}"
-        if total and graded < total:
+        if total and graded + unreadable < total:
             text += f" · {graded} graded"
+        if unreadable:
+            text += f" · {unreadable} unreadable"
         self.count.setText(text)
-
-    def refresh_count(self) -> None:
-        self._update_count()
+        self.count.setToolTip(
+            f"{total} image files: {graded} graded, {unreadable} unreadable, "
+            f"{total - graded - unreadable} waiting"
+        )
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, current: QModelIndex, previous: QModelIndex) -> None:

@@ -1,4 +1,5 @@
-"""Controls of the overlay: class, map kind, threshold, mode, opacity, colours, overlay and green channel."""
+"""Controls of the overlay: class, map kind, smoothing, threshold, sign mode, opacity, colours, overlay and
+green channel."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from retinaview.ui.colormaps import COLORMAPS, MODES
+from retinaview.ui.colormaps import COLORMAPS, MODE_LABELS, MODES
 from retinaview.ui.view_state import (
     KIND_LABELS,
-    MODE_LABELS,
     THRESHOLD_MAX,
     THRESHOLD_STEP,
     ViewState,
 )
 
 SLIDER_STEPS = round(THRESHOLD_MAX / THRESHOLD_STEP)
+MODE_TIPS = {
+    "positive": "Show the pixels that raise the class score, beyond the threshold (M cycles)",
+    "negative": "Show the pixels that lower the class score, beyond the threshold (M cycles)",
+    "absolute": "Show both, beyond the threshold either way (M cycles)",
+}
 
 
 class ControlPanel(QWidget):
@@ -51,6 +56,12 @@ class ControlPanel(QWidget):
             "Constant: what the layers' biases and batch-norm shifts add (total − input)."
         )
 
+        self.smooth = QCheckBox("Smoothed")
+        self.smooth.setToolTip(
+            "Smoothed: the map blurred by a small Gaussian, so a lesion shows as one patch instead of "
+            "single-pixel speckle (S). Untick for the raw per-pixel map."
+        )
+
         self.modes = QButtonGroup(self)
         mode_row = QHBoxLayout()
         mode_row.setSpacing(0)
@@ -59,6 +70,7 @@ class ControlPanel(QWidget):
             b.setCheckable(True)
             b.setProperty("mode", mode)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setToolTip(MODE_TIPS[mode])
             self.modes.addButton(b, k)
             mode_row.addWidget(b)
 
@@ -108,7 +120,8 @@ class ControlPanel(QWidget):
         form.addRow("Threshold", row(self.threshold, self.threshold_value))
         form.addRow("Opacity", row(self.opacity, self.opacity_value))
         form.addRow("Colours", self.colormap)
-        form.addRow("", row(self.overlay, self.green, stretch_first=False))
+        form.addRow("", row(self.overlay, self.smooth, stretch_first=False))
+        form.addRow("", row(self.green, stretch_first=False))
 
         self.set_state(self._state)
         self.cls.currentIndexChanged.connect(self._edited)
@@ -120,12 +133,17 @@ class ControlPanel(QWidget):
         self.colormap.currentIndexChanged.connect(self._edited)
         self.overlay.toggled.connect(self._edited)
         self.green.toggled.connect(self._edited)
+        self.smooth.toggled.connect(self._edited)
 
     @property
     def state(self) -> ViewState:
         return self._state
 
+    def class_names(self) -> tuple[str, ...]:
+        return self._class_names
+
     def set_class_names(self, names: tuple[str, ...]) -> None:
+        self._class_names = tuple(names)
         current = self.cls.currentData()
         blocked = self.cls.blockSignals(True)
         self.cls.clear()
@@ -148,6 +166,7 @@ class ControlPanel(QWidget):
             self.colormap.setCurrentIndex(max(self.colormap.findData(state.colormap), 0))
             self.overlay.setChecked(state.overlay)
             self.green.setChecked(state.green)
+            self.smooth.setChecked(state.smooth)
         finally:
             self._updating = False
         self._edited()
@@ -175,6 +194,7 @@ class ControlPanel(QWidget):
             colormap=self.colormap.currentData(),
             overlay=self.overlay.isChecked(),
             green=self.green.isChecked(),
+            smooth=self.smooth.isChecked(),
         )
         self.threshold_value.setText(f"{self._state.threshold:.1f} σ")
         self.opacity_value.setText(f"{self.opacity.value()} %")

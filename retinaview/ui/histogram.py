@@ -24,8 +24,8 @@ class MapHistogram(pg.PlotWidget):
         item.setLogMode(x=False, y=True)
         item.showGrid(x=True, y=False, alpha=0.15)
         item.setLabel("bottom", "S / σ over the field of view", color=MUTED)
-        item.getAxis("left").setStyle(showValues=False)
-        item.getAxis("left").setWidth(6)
+        item.setLabel("left", "pixels", color=MUTED)
+        item.getAxis("left").setWidth(52)
         for name in ("left", "bottom"):
             item.getAxis(name).setPen(pg.mkPen(MUTED))
             item.getAxis(name).setTextPen(pg.mkPen(MUTED))
@@ -39,6 +39,7 @@ class MapHistogram(pg.PlotWidget):
             line.setZValue(5)
             self.addItem(line)
         self.setXRange(-HIST_LIMIT, HIST_LIMIT, padding=0)
+        self.set_counts(None, 0)
 
     def sizeHint(self) -> QSize:
         return QSize(260, 150)
@@ -46,7 +47,10 @@ class MapHistogram(pg.PlotWidget):
     def set_counts(self, prepared: PreparedMaps | None, c: int) -> None:
         if prepared is None:
             self.curve.setData([], [])
+            # An empty log axis would label every unit from 2 to 9: show 1 to 10^4 pixels instead.
+            self.setYRange(0, 4, padding=0)
             return
+        self.enableAutoRange(axis="y")
         # log10(count + 1): empty bins stay at the axis instead of -inf.
         counts = prepared.hist[c].astype(np.float64) + 1.0
         self.curve.setData(HIST_EDGES, counts)

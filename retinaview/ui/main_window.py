@@ -11,17 +11,20 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGroupBox,
+    QInputDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTextBrowser,
@@ -33,19 +36,63 @@ from retinaview.core.common.errors import RetinaviewError
 from retinaview.engine.requests import ExplainResult, ModelInfo
 from retinaview.ui import shortcuts
 from retinaview.ui.browser import BrowserWidget
-from retinaview.ui.colormaps import COLORMAPS, MODES
+from retinaview.ui.colormaps import COLORMAPS, DEFAULT_COLORMAP, MODES
 from retinaview.ui.controls import ControlPanel
 from retinaview.ui.histogram import MapHistogram
 from retinaview.ui.labels import read_labels
-from retinaview.ui.overlay_view import OverlayView
+from retinaview.ui.map_legend import method_label
+from retinaview.ui.overlay_view import EMPTY_TEXT, OverlayView, float_maps
 from retinaview.ui.prediction_panel import PredictionPanel
-from retinaview.ui.settings import app_settings, read_choice, read_float
-from retinaview.ui.view_state import KIND_LABELS, THRESHOLD_MAX, ViewState
+from retinaview.ui.settings import app_settings, read_bool, read_choice, read_float
+from retinaview.ui.thumbnails import PhotoLoader
+from retinaview.ui.view_state import (
+    DEFAULT_OPACITY,
+    DEFAULT_THRESHOLD,
+    KIND_LABELS,
+    THRESHOLD_MAX,
+    ViewState,
+)
 
 NOTICE_MS = 8000
 DEFAULT_SIZE = (1440, 880)
 # Wide enough for names like "synthetic_grade4_2.jpg" beside the thumbnail and the three short columns.
 BROWSER_WIDTH = 420
+SIDE_WIDTH = 380
+VIEW_KEYS = ("threshold", "colormap", "mode", "kind", "opacity", "smooth")
+# Export sizes offered: the width of one map in pixels (None: the photograph's own resolution).
+EXPORT_WIDTHS = {"Photograph resolution": None, "2048 px": 2048, "1024 px": 1024, "640 px": 640}
+
+
+# Qt's own file dialog: the same on every desktop, and its toolbar icons come from the style, so they are
+# drawn even where no icon theme is installed (the platform's dialog showed blank buttons there).
+FILE_DIALOG_OPTIONS = QFileDialog.Option.DontUseNativeDialog
+
+
+def ask_training_quit(parent: QWidget) -> bool:
+    """Ask whether to stop a running training to quit: True to stop it (it saves first), False to keep
+    training (and not quit)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("A model is training")
+    box.setText("A model is training. Quitting stops it.")
+    box.setInformativeText(
+        "Stop and save: the run stops after the current step and saves last.pt, which Tools ▸ Train "
+        "Model can continue. Keep training: retinaview stays open."
+    )
+    stop = box.addButton("Stop and save, then quit", QMessageBox.ButtonRole.AcceptRole)
+    keep = box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.exec()
+    return box.clickedButton() is stop
+
+
+def ask_export_width(parent: QWidget) -> tuple[bool, int | None]:
+    """(chosen, width of one map in pixels or None for the photograph's resolution)."""
+    names = list(EXPORT_WIDTHS)
+    name, ok = QInputDialog.getItem(
+        parent, "Export the view", "Size of each map in the PNG:", names, 0, False
+    )
+    return ok, EXPORT_WIDTHS.get(name)
 
 
 class MainWindow(QMainWindow):
@@ -73,6 +120,8 @@ class MainWindow(QMainWindow):
         self.current: Path | None = None
         self.notices: list[str] = []
         self._inspector = None
+        self._sizes_before_inspector: list[int] | None = None
+        self.train_dialog = None
         self.persist = restore
         self.setWindowTitle("retinaview")
         self.setAcceptDrops(True)
@@ -88,6 +137,9 @@ class MainWindow(QMainWindow):
         self.notice.hide()
         self.notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS)
         self.notice_timer.timeout.connect(self.notice.hide)
+        self.photos = PhotoLoader(self)
+        self.photos.loaded.connect(self._on_photo_loaded)
+        self.photos.failed.connect(self._on_photo_failed)
         self.centre_stack = QStackedWidget()
         self.centre_stack.addWidget(self.viewer)
         centre = QWidget()
@@ -122,6 +174,7 @@ class MainWindow(QMainWindow):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setMinimumWidth(370)
+        self.side = scroll
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.browser)
@@ -131,7 +184,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([BROWSER_WIDTH, DEFAULT_SIZE[0] - BROWSER_WIDTH - 380, 380])
+        self.splitter.setSizes(self._default_sizes(DEFAULT_SIZE[0]))
         self.setCentralWidget(self.splitter)
 
         self._build_status_bar()
@@ -149,7 +202,9 @@ class MainWindow(QMainWindow):
         engine.scoreFailed.connect(self._on_score_failed)
         engine.scoringProgress.connect(self._on_progress)
         engine.scoringFinished.connect(self._on_scoring_finished)
+        self.browser.model.countsChanged.connect(self._update_progress_text)
         self.viewer.set_state(self.controls.state)
+        self._sync_actions(self.controls.state)
         self._update_histogram_cut()
         self.resize(*DEFAULT_SIZE)
         self._sized = False
@@ -161,12 +216,15 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.setSizeGripEnabled(False)
         self.progress = QProgressBar()
-        self.progress.setFormat("grading %v / %m")
+        self.progress.setMinimumWidth(220)
         self.progress.hide()
         self.cancel_button = QPushButton("Stop")
         self.cancel_button.setToolTip("Stop grading the folder (Esc)")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.engine.cancel_scoring)
+        self.grading_label = QLabel("")
+        self._grading: str | None = None
+        bar.addWidget(self.grading_label)
         self.model_label = QLabel("loading model…")
         self.device_label = QLabel("")
         bar.addPermanentWidget(self.progress)
@@ -193,6 +251,9 @@ class MainWindow(QMainWindow):
         file.addAction(self._action("open_model", "Open &Model…", self.choose_model))
         file.addSeparator()
         file.addAction(self._action("export_png", "Export View as &PNG…", self.export_png))
+        file.addAction(
+            self._action("export_map_png", "Export Map Alone as P&NG…", self.export_map_png)
+        )
         file.addAction(self._action("export_gif", "Export Animated &GIF…", self.export_gif))
         file.addAction(self._action("export_map", "Export &Map (.npy / .csv)…", self.export_map))
         file.addSeparator()
@@ -204,16 +265,19 @@ class MainWindow(QMainWindow):
             ("toggle_overlay", "&Overlay", lambda: c.change(overlay=not c.state.overlay)),
             ("toggle_green", "&Green Channel", lambda: c.change(green=not c.state.green)),
             ("toggle_grid", "&All Classes Grid", lambda: c.change(grid=not c.state.grid)),
+            ("toggle_smooth", "&Smoothed Map", lambda: c.change(smooth=not c.state.smooth)),
             ("toggle_colormap", "&Colour-Blind-Safe Colours", self._toggle_colormap),
         ):
-            view.addAction(self._action(name, text, slot))
+            view.addAction(self._action(name, text, slot, checkable=True))
         view.addSeparator()
-        view.addAction(
-            self._action("predicted_class", "&Predicted Class", lambda: c.change(cls=None))
-        )
-        for k in range(5):
-            action = self._action(f"class_{k}", f"Class {k}", lambda _=False, k=k: c.change(cls=k))
+        self.class_group = QActionGroup(self)
+        self.class_group.setExclusive(True)
+        for k in (None, *range(5)):
+            name = "predicted_class" if k is None else f"class_{k}"
+            action = self._action(name, "", lambda _=False, k=k: c.change(cls=k), checkable=True)
+            self.class_group.addAction(action)
             view.addAction(action)
+        self._name_class_actions(self.controls.class_names())
         view.addSeparator()
         view.addAction(self._action("threshold_up", "Threshold +0.1 σ", lambda: self._nudge(0.1)))
         view.addAction(
@@ -222,6 +286,7 @@ class MainWindow(QMainWindow):
         view.addAction(self._action("cycle_mode", "Next &Mode", self._cycle_mode))
         view.addAction(self._action("cycle_kind", "Next Map &Kind", self._cycle_kind))
         view.addAction(self._action("reset_zoom", "&Fit Photograph", self.viewer.reset_zoom))
+        view.addAction(self._action("reset_view", "&Reset View Settings", self.reset_view_settings))
         view.addSeparator()
         self.inspector_action = QAction("Layer &Inspector", self, checkable=True)
         self.inspector_action.setShortcuts(
@@ -269,12 +334,28 @@ class MainWindow(QMainWindow):
     def _restored_state(self) -> ViewState:
         s = app_settings()
         return ViewState(
-            threshold=read_float(s, "view/threshold", 2.0, 0.0, THRESHOLD_MAX),
-            colormap=read_choice(s, "view/colormap", "green_red", COLORMAPS),
+            threshold=read_float(s, "view/threshold", DEFAULT_THRESHOLD, 0.0, THRESHOLD_MAX),
+            colormap=read_choice(s, "view/colormap", DEFAULT_COLORMAP, COLORMAPS),
             mode=read_choice(s, "view/mode", "positive", MODES),
             kind=read_choice(s, "view/kind", "total", KIND_LABELS),
-            opacity=read_float(s, "view/opacity", 0.8, 0.0, 1.0),
+            opacity=read_float(s, "view/opacity", DEFAULT_OPACITY, 0.0, 1.0),
+            smooth=read_bool(s, "view/smooth", True),
         )
+
+    @Slot()
+    def reset_view_settings(self) -> None:
+        """Back to the defaults: threshold, map kind, sign mode, colours, opacity, smoothing, the panels'
+        widths; the remembered values are forgotten."""
+        st = self.controls.state
+        self.controls.set_state(ViewState(cls=st.cls, grid=st.grid))
+        s = app_settings()
+        for key in VIEW_KEYS:
+            s.remove(f"view/{key}")
+        s.remove("window/splitter")
+        s.sync()
+        self.splitter.setSizes(self._default_sizes(self.splitter.width()))
+        self.viewer.reset_zoom()
+        self.statusBar().showMessage("View settings reset to the defaults", 4000)
 
     def _restore_geometry(self) -> None:
         s = app_settings()
@@ -292,20 +373,31 @@ class MainWindow(QMainWindow):
         s.setValue("view/mode", st.mode)
         s.setValue("view/kind", st.kind)
         s.setValue("view/opacity", st.opacity)
+        s.setValue("view/smooth", st.smooth)
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/splitter", self.splitter.saveState())
         if self.folder is not None:
-            s.setValue("files/last_folder", str(self.folder))
+            s.setValue("files/last_folder", str(self.folder.resolve()))
         s.sync()
 
     def last_folder(self) -> str:
         value = app_settings().value("files/last_folder", "")
         return value if isinstance(value, str) and Path(value).is_dir() else str(Path.home())
 
+    def export_folder(self) -> Path:
+        """Where a save dialog opens: the last export's folder, else the image's, else the home folder."""
+        value = app_settings().value("files/last_export", "")
+        if isinstance(value, str) and value and Path(value).is_dir():
+            return Path(value)
+        result = self.viewer.result
+        if result is not None and result.request.path is not None:
+            return result.request.path.resolve().parent
+        return Path.home()
+
     # --- opening -----------------------------------------------------------------------------------
     def open_path(self, path: str | Path) -> bool:
         """Open a folder (its images) or an image (its folder, with it selected). False on a notice."""
-        path = Path(path).expanduser()
+        path = Path(path).expanduser().resolve()
         if path.is_dir():
             return self.open_folder(path)
         if path.is_file():
@@ -332,12 +424,15 @@ class MainWindow(QMainWindow):
             truth = {}
             self.show_notice(f"{exc} (ground truth not shown)")
         self.folder = folder
+        self.current = None
         self.browser.set_folder(folder, paths, truth)
         self.setWindowTitle(f"{folder.name} — retinaview")
         if not paths:
-            self.viewer.clear()
+            self.viewer.show_message(
+                f"{folder.name}: no images (jpg, jpeg, png, tif, bmp) in this folder\n\n{EMPTY_TEXT}"
+            )
             self.prediction.clear()
-            self.show_notice(f"{folder}: no images (jpg, jpeg, png, tif, bmp) in this folder")
+            self.histogram.set_counts(None, 0)
             return True
         if select is None or not self.browser.select_path(select):
             self.browser.move(float("-inf"))
@@ -382,22 +477,59 @@ class MainWindow(QMainWindow):
             self.engine.score(paths)
 
     # --- engine answers ----------------------------------------------------------------------------
+    def _waiting_text(self) -> str:
+        return "computing the map…" if self.engine.model_info is not None else "loading the model…"
+
     @Slot(object)
     def _on_current(self, path: Path) -> None:
+        """A newly selected image: nothing of the previous one stays on screen, nor its notice. The same
+        image asked for again (a model loaded, the inspector opened) keeps what it shows until the new
+        result comes."""
+        if path != self.current or not self.viewer.has_photo():
+            if self.current is not None and path != self.current:
+                self.notice.hide()
+            entry = self.browser.model.entry(path)
+            self.viewer.show_message(f"Opening {path.name}…")
+            self.prediction.set_pending(
+                path.name,
+                entry.truth if entry else None,
+                entry.probs if entry else None,
+                self._waiting_text(),
+            )
+            self.histogram.set_counts(None, 0)
+            self.controls.setEnabled(True)
+            self.photos.request(path)
+        elif self.viewer.result is None:
+            for pane in [self.viewer.main_pane, *self.viewer.grid_panes]:
+                pane.title.setText(f"{path.name} · {self._waiting_text()}")
         self.current = path
-        self.prediction.set_pending(path.name)
-        self.viewer.main_pane.title.setText(f"{path.name} · computing…")
         self.engine.request(path, self.method, self.params, keep_layers=self._inspector_shown())
+
+    def _is_current(self, path) -> bool:
+        return path is not None and self.current is not None and Path(path) == self.current
+
+    @Slot(object, object)
+    def _on_photo_loaded(self, path: Path, photo: np.ndarray) -> None:
+        if self._is_current(path) and self.viewer.result is None and not self.viewer.has_photo():
+            self.viewer.set_photo(photo, f"{path.name} · {self._waiting_text()}")
+
+    @Slot(object, str)
+    def _on_photo_failed(self, path: Path, message: str) -> None:
+        if self._is_current(path):
+            self._show_unreadable(path, message)
 
     @Slot(object)
     def _on_photo(self, photo: np.ndarray) -> None:
-        name = self.current.name if self.current else ""
-        self.viewer.set_photo(photo, f"{name} · computing the explanation…")
+        if self.current is not None and self.viewer.result is None and not self.viewer.has_photo():
+            self.viewer.set_photo(photo, f"{self.current.name} · {self._waiting_text()}")
 
     @Slot(object)
     def _on_result(self, result: ExplainResult) -> None:
         """A final result, or a partial one (the predicted class first) that the final one replaces."""
-        entry = self.browser.model.entry(result.request.path) if result.request.path else None
+        path = result.request.path
+        if path is not None and not self._is_current(path):
+            return
+        entry = self.browser.model.entry(path) if path else None
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
@@ -412,11 +544,22 @@ class MainWindow(QMainWindow):
     def _on_failed(self, message: str, path) -> None:
         if path is not None:
             self.browser.model.set_error(path, message)
-        self.viewer.clear()
-        self.viewer.empty.setText(f"⚠  {message}")
-        self.prediction.clear("Could not explain this image")
+            if not self._is_current(path):
+                return
+        self._show_unreadable(path, message)
+
+    def _show_unreadable(self, path, message: str) -> None:
+        """An image that cannot be shown: said once, where the image would be; nothing to explain."""
+        if path is not None:
+            self.browser.model.set_error(path, message)
+        self.notice.hide()
+        self.viewer.show_message(f"⚠  {message}")
+        self.prediction.clear("Could not read this image")
         self.histogram.set_counts(None, 0)
-        self.show_notice(message)
+        self.controls.setEnabled(False)
+        if not self.notices or self.notices[-1] != message:
+            self.notices.append(message)
+            self.noticeShown.emit(message)
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
@@ -425,6 +568,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(info.device)
         self.controls.set_class_names(info.class_names)
         self.browser.set_class_names(info.class_names)
+        self._name_class_actions(info.class_names)
         if self.current is not None:
             self._on_current(self.current)
             self.score_folder()
@@ -445,25 +589,33 @@ class MainWindow(QMainWindow):
 
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
         running = done < total
         self.progress.setVisible(running)
         self.cancel_button.setVisible(running)
-        self.browser.refresh_count()
+        self._grading = "running" if running else self._grading
+        self._update_progress_text()
+
+    @Slot()
+    def _update_progress_text(self) -> None:
+        """The status bar counts what the list header counts: graded and unreadable files of the folder."""
+        total, graded, unreadable = self.browser.counts()
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(graded + unreadable)
+        text = f"grading · {graded} of {total} graded"
+        self.progress.setFormat(text + (f" · {unreadable} unreadable" if unreadable else ""))
+        if self._grading in ("stopped", "done"):
+            head = "Grading stopped" if self._grading == "stopped" else "Folder graded"
+            text = f"{head} · {graded} of {total} graded"
+            self.grading_label.setText(text + (f" · {unreadable} unreadable" if unreadable else ""))
+        else:
+            self.grading_label.setText("")
 
     @Slot(object)
     def _on_scoring_finished(self, completed: bool) -> None:
         self.progress.hide()
         self.cancel_button.hide()
-        self.browser.refresh_count()
-        errors = sum(e.error is not None for e in self.browser.model.entries())
-        if not completed:
-            self.statusBar().showMessage("Grading stopped", 4000)
-        elif errors:
-            self.statusBar().showMessage(f"Folder graded · {errors} unreadable", 6000)
-        else:
-            self.statusBar().showMessage("Folder graded", 4000)
+        self._grading = "done" if completed else "stopped"
+        self._update_progress_text()
 
     # --- view state --------------------------------------------------------------------------------
     @Slot(object)
@@ -472,16 +624,43 @@ class MainWindow(QMainWindow):
         self.viewer.set_state(state)
         if self._inspector is not None:
             self._inspector.set_state(state)
-        if (state.cls, state.kind, state.grid) != (old.cls, old.kind, old.grid):
+        if (state.cls, state.kind, state.grid, state.smooth) != (
+            old.cls,
+            old.kind,
+            old.grid,
+            old.smooth,
+        ):
             self._update_histogram()
         self._update_histogram_cut()
+        self._sync_actions(state)
+
+    def _sync_actions(self, state: ViewState) -> None:
+        """The View menu's ticks follow the state, whichever control changed it."""
+        checks = {
+            "toggle_overlay": state.overlay,
+            "toggle_green": state.green,
+            "toggle_grid": state.grid,
+            "toggle_smooth": state.smooth,
+            "toggle_colormap": state.colormap == DEFAULT_COLORMAP,
+            "predicted_class": state.cls is None,
+        }
+        checks.update({f"class_{k}": state.cls == k for k in range(5)})
+        for name, on in checks.items():
+            self.actions[name].setChecked(on)
+
+    def _name_class_actions(self, names: tuple[str, ...]) -> None:
+        self.actions["predicted_class"].setText("&Predicted Class")
+        for k in range(5):
+            name = names[k] if k < len(names) else str(k)
+            self.actions[f"class_{k}"].setText(f"Class &{k} · {name}")
 
     def _update_histogram(self) -> None:
         result = self.viewer.result
         if result is None:
             self.histogram.set_counts(None, 0)
             return
-        self.histogram.set_counts(result.maps[self.viewer.current_kind()], self._histogram_class())
+        c = self._histogram_class()
+        self.histogram.set_counts(self.viewer.prepared((c,)), c)
 
     def _histogram_class(self) -> int:
         result = self.viewer.result
@@ -512,12 +691,12 @@ class MainWindow(QMainWindow):
 
     # --- notices and help --------------------------------------------------------------------------
     def show_notice(self, message: str) -> None:
-        """A one-line message above the image that fades after a few seconds (never a modal box)."""
+        """A one-line message above the image, shown once, that goes after a few seconds or when the next
+        image is shown (never a modal box). An unreadable image is said where the image would be instead."""
         self.notices.append(message)
         self.notice.setText(f"⚠  {message}")
         self.notice.show()
         self.notice_timer.start()
-        self.statusBar().showMessage(message, NOTICE_MS)
         self.noticeShown.emit(message)
 
     @Slot()
@@ -554,10 +733,11 @@ class MainWindow(QMainWindow):
     def open_training(self) -> None:
         from retinaview.ui.train_dialog import TrainDialog
 
-        dialog = TrainDialog(self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.modelReady.connect(self.open_model)
-        dialog.show()
+        if self.train_dialog is None:
+            self.train_dialog = TrainDialog(self)
+            self.train_dialog.modelReady.connect(self.open_model)
+        self.train_dialog.show()
+        self.train_dialog.raise_()
 
     def _inspector_call(self, method: str) -> None:
         if self._inspector_shown():
@@ -582,11 +762,21 @@ class MainWindow(QMainWindow):
             self.centre_stack.addWidget(self._inspector)
         if self._inspector is None:
             return
+        # The inspector is wide: the splitter gives it the browser's width; give that back when it closes.
+        if on and self.centre_stack.currentWidget() is not self._inspector:
+            self._sizes_before_inspector = self.splitter.sizes()
+        elif not on and self._sizes_before_inspector is not None:
+            sizes, self._sizes_before_inspector = self._sizes_before_inspector, None
+            QTimer.singleShot(0, lambda: self.splitter.setSizes(sizes))
         # Zoom and pan carry over between the overlay and the inspector (same photograph coordinates).
         if on and self._inspector.result is not None:
             self._inspector.set_view_rect(self.viewer.panes()[0].box.viewRect())
         elif not on and self._inspector.result is not None and self.viewer.result is not None:
             self.viewer.panes()[0].box.setRange(self._inspector.view_rect(), padding=0)
+        # A stacked widget is as wide as its widest page, shown or not: a hidden inspector must not keep
+        # the centre wide and the browser narrow.
+        policy = QSizePolicy.Policy.Preferred if on else QSizePolicy.Policy.Ignored
+        self._inspector.setSizePolicy(policy, policy)
         self.centre_stack.setCurrentWidget(self._inspector if on else self.viewer)
         if on and self.current is not None:
             self._on_current(self.current)
@@ -595,92 +785,175 @@ class MainWindow(QMainWindow):
         if self._inspector is not None:
             self._inspector.set_layer(layer)
 
-    def _export_target(self, title: str, suffixes: str) -> Path | None:
+    def _export_target(self, title: str, suffixes: str, what: str) -> Path | None:
+        """Ask where to save (opening in the last export's folder or the image's); None if cancelled or
+        there is nothing to export yet."""
         result = self.viewer.result
         if result is None:
             self.show_notice("Nothing to export yet: open an image first")
             return None
         c = self.viewer.shown_classes()[0]
-        if not result.is_done(c):
+        if not all(result.is_done(k) for k in self.viewer.shown_classes()):
             self.show_notice(f"Class {c} is still being computed: export it when it is shown")
             return None
         stem = result.request.path.stem if result.request.path else "retinaview"
-        start = Path(self.last_folder()) / f"{stem}_class{c}_{self.viewer.current_kind()}"
-        path, _ = QFileDialog.getSaveFileName(self, title, str(start), suffixes)
-        return Path(path) if path else None
+        start = self.export_folder() / f"{stem}_{what}"
+        path, _ = QFileDialog.getSaveFileName(
+            self, title, str(start), suffixes, options=FILE_DIALOG_OPTIONS
+        )
+        if not path:
+            return None
+        s = app_settings()
+        s.setValue("files/last_export", str(Path(path).resolve().parent))
+        s.sync()
+        return Path(path)
+
+    def _export_stem(self) -> str:
+        kind = self.viewer.current_kind()
+        if self.viewer.state.grid:
+            return f"all_classes_{kind}"
+        return f"class{self.viewer.shown_classes()[0]}_{kind}"
 
     def current_map(self, photo_space: bool = True) -> np.ndarray:
-        """The float map shown now (first shown class), on the photograph's pixels when possible."""
+        """The float map shown now (first shown class, raw), on the photograph's pixels when possible."""
         result = self.viewer.result
         ex = result.explanation
         c = self.viewer.shown_classes()[0]
-        kind = self.viewer.current_kind()
-        m = {"input": ex.input, "total": ex.total}.get(kind)
-        m2 = ex.total[c] - ex.input[c] if m is None else m[c]
+        m = float_maps(result, self.viewer.current_kind())[c]
         if photo_space and ex.geometry is not None and result.photo is not ex.display:
-            return np.asarray(ex.geometry.to_photo(m2), dtype=np.float32)
-        return m2
+            return np.asarray(ex.geometry.to_photo(m), dtype=np.float32)
+        return m
 
-    def _photo_mask_rgba(self) -> np.ndarray:
-        """The overlay as drawn (colour and alpha), resampled to the photograph by nearest neighbour."""
+    def export_overlay(self, c: int) -> np.ndarray:
+        """(h, w, 4) uint8 RGBA of class ``c``'s map at model resolution, drawn for an export by
+        `retinaview.core.common.render` from the float map, with the field of view, threshold, sign mode,
+        palette, opacity and smoothing on screen: it shows the pixels the screen shows."""
+        from retinaview.core.common.render import render_overlay, smooth
+
         result = self.viewer.result
-        from retinaview.ui.colormaps import overlay_lut
-
-        c = self.viewer.shown_classes()[0]
-        prepared = result.maps[self.viewer.current_kind()]
+        ex = result.explanation
         st = self.controls.state
-        lut = overlay_lut(COLORMAPS[st.colormap], prepared.cut_index(c, st.threshold), st.mode)
-        index = prepared.index[c]
-        h, w = result.photo.shape[:2]
-        a_y, b_y, a_x, b_x = result.to_photo
-        rows = np.clip(np.rint((np.arange(h) - b_y) / a_y), -1, index.shape[0]).astype(np.intp)
-        cols = np.clip(np.rint((np.arange(w) - b_x) / a_x), -1, index.shape[1]).astype(np.intp)
-        inside_r = (rows >= 0) & (rows < index.shape[0])
-        inside_c = (cols >= 0) & (cols < index.shape[1])
-        sampled = index[
-            np.ix_(np.clip(rows, 0, index.shape[0] - 1), np.clip(cols, 0, index.shape[1] - 1))
+        score = float_maps(result, self.viewer.current_kind())[c]
+        if st.smooth:
+            score = smooth(score, ex.fov)
+        return render_overlay(score, ex.fov, st.threshold, st.mode, st.colormap, st.opacity)
+
+    def _photo_overlay(self, c: int) -> np.ndarray:
+        from retinaview.ui.export import resample_to_photo
+
+        result = self.viewer.result
+        return resample_to_photo(self.export_overlay(c), result.to_photo, result.photo.shape[:2])
+
+    def _base_photo(self) -> np.ndarray:
+        photo = self.viewer.result.photo
+        if self.controls.state.green:
+            return np.repeat(photo[..., 1:2], 3, axis=2)
+        return photo
+
+    def export_panels(self) -> list[tuple[str, np.ndarray]]:
+        """What the centre shows, as (title, RGB image) per map: the photograph (or its green channel) with
+        the overlay when it is on, cut to the zoomed region."""
+        from retinaview.core.common.render import composite
+
+        result = self.viewer.result
+        st = self.controls.state
+        base = self._base_photo()
+        h, w = base.shape[:2]
+        rect = self.viewer.panes()[0].box.viewRect()
+        x0, x1 = max(int(rect.left()), 0), min(int(np.ceil(rect.right())), w)
+        y0, y1 = max(int(rect.top()), 0), min(int(np.ceil(rect.bottom())), h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            x0, y0, x1, y1 = 0, 0, w, h
+        names = result.explanation.class_names
+        kind = KIND_LABELS[self.viewer.current_kind()].lower()
+        panels = []
+        for c in self.viewer.shown_classes():
+            image = composite(base, self._photo_overlay(c)) if st.overlay else base
+            name = names[c] if c < len(names) else str(c)
+            mark = " · predicted" if c == result.grade else ""
+            title = f"{c} · {name}  {result.probs[c]:.0%} · {kind} map{mark}"
+            panels.append((title, np.ascontiguousarray(image[y0:y1, x0:x1])))
+        return panels
+
+    def export_caption(self) -> list[str]:
+        result = self.viewer.result
+        st = self.controls.state
+        names = result.explanation.class_names
+        g = result.grade
+        name = result.request.path.name if result.request.path else "image"
+        shown = self.viewer.shown_classes()
+        classes = "all classes" if st.grid else f"class {shown[0]} · {names[shown[0]]}"
+        return [
+            f"{name} · {classes} · predicted {g} · {names[g]} ({result.probs[g]:.0%})",
+            f"{method_label(result.request.method)} · threshold {st.threshold:.1f} σ · "
+            f"model {result.model.source if result.model else 'unknown'}",
         ]
-        rgba = lut[sampled]
-        rgba[~(inside_r[:, None] & inside_c[None, :])] = 0
-        return rgba
 
     @Slot()
     def export_png(self) -> None:
-        from retinaview.ui.export import save_view_png
+        """File ▸ Export View as PNG: the maps as on screen, with titles, colour bar, legend and caption."""
+        from retinaview.ui.export import save_screen_png
 
-        path = self._export_target("Export the view as PNG", "PNG image (*.png)")
+        if self.viewer.result is None:
+            self.show_notice("Nothing to export yet: open an image first")
+            return
+        chosen, width = ask_export_width(self)
+        if not chosen:
+            return
+        path = self._export_target(
+            "Export the view as PNG", "PNG image (*.png)", f"{self._export_stem()}_view.png"
+        )
         if path is None:
             return
-        st = self.controls.state
+        columns = self.viewer.columns if self.controls.state.grid else 1
         self._run_export(
             path,
-            lambda: save_view_png(
+            lambda: save_screen_png(
                 path,
-                self.viewer.result.photo,
-                self.current_map(),
-                threshold=st.threshold,
-                mode=st.mode,
-                colormap=st.colormap,
-                opacity=st.opacity,
+                self.export_panels(),
+                self.viewer.legend_info() if self.controls.state.overlay else None,
+                self.export_caption(),
+                columns=columns,
+                map_width=width,
             ),
+        )
+
+    @Slot()
+    def export_map_png(self) -> None:
+        """File ▸ Export Map Alone as PNG: one class's map over the photograph, at its resolution."""
+        from retinaview.ui.export import save_view_png
+
+        path = self._export_target(
+            "Export the map over the photograph", "PNG image (*.png)", f"{self._export_stem()}.png"
+        )
+        if path is None:
+            return
+        c = self.viewer.shown_classes()[0]
+        self._run_export(
+            path, lambda: save_view_png(path, self._base_photo(), self._photo_overlay(c))
         )
 
     @Slot()
     def export_gif(self) -> None:
         from retinaview.ui.export import save_blend_gif
 
-        path = self._export_target("Export an animated GIF", "GIF animation (*.gif)")
+        path = self._export_target(
+            "Export an animated GIF", "GIF animation (*.gif)", f"{self._export_stem()}.gif"
+        )
         if path is None:
             return
+        c = self.viewer.shown_classes()[0]
         self._run_export(
-            path, lambda: save_blend_gif(path, self.viewer.result.photo, self._photo_mask_rgba())
+            path, lambda: save_blend_gif(path, self._base_photo(), self._photo_overlay(c))
         )
 
     @Slot()
     def export_map(self) -> None:
         from retinaview.ui.export import save_map
 
-        path = self._export_target("Export the map", "NumPy array (*.npy);;CSV table (*.csv)")
+        path = self._export_target(
+            "Export the map", "NumPy array (*.npy);;CSV table (*.csv)", f"{self._export_stem()}.npy"
+        )
         if path is None:
             return
         self._run_export(path, lambda: save_map(path, self.current_map()))
@@ -702,8 +975,11 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._initial_sizes)
 
     def _initial_sizes(self) -> None:
-        width = self.splitter.width()
-        self.splitter.setSizes([BROWSER_WIDTH, max(width - BROWSER_WIDTH - 380, 200), 380])
+        self.splitter.setSizes(self._default_sizes(self.splitter.width()))
+
+    @staticmethod
+    def _default_sizes(width: int) -> list[int]:
+        return [BROWSER_WIDTH, max(width - BROWSER_WIDTH - SIDE_WIDTH, 200), SIDE_WIDTH]
 
     # --- drag and drop, closing --------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -717,8 +993,16 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
+        training = self.train_dialog is not None and self.train_dialog.is_running()
+        if training:
+            if not ask_training_quit(self):
+                event.ignore()
+                return
+            self.statusBar().showMessage("Stopping the training after this step…")
+            self.train_dialog.shutdown()
         if self.persist:
             self.save_settings()
+        self.photos.shutdown()
         self.engine.close()
         if self._inspector is not None:
             self._inspector.shutdown()

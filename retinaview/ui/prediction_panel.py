@@ -1,4 +1,8 @@
-"""Predicted grade, confidence, ground truth, class probabilities as bars, and the conservation residual."""
+"""Predicted grade, confidence, ground truth, class probabilities as bars, and the conservation residual.
+
+Everything here is about the selected image: moving to another image shows its name, its ground truth and
+"computing" at once, never the previous image's numbers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from retinaview.engine.requests import ExplainResult
+from retinaview.ui.map_legend import METHOD_TIPS, RESIDUAL_TIP, method_label
 from retinaview.ui.theme import GRADE_COLOURS, MUTED, PANEL, TEXT
+
+GRADES = 5
 
 
 class ProbabilityBars(pg.PlotWidget):
@@ -27,6 +34,12 @@ class ProbabilityBars(pg.PlotWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.addItem(self.bars)
         self.setMinimumHeight(110)
+        self._grade_axis(GRADES)
+
+    def _grade_axis(self, n: int) -> None:
+        """The x-axis reads the grades 0..n-1, with or without bars."""
+        self.getPlotItem().getAxis("bottom").setTicks([[(k, str(k)) for k in range(n)]])
+        self.getPlotItem().setXRange(-0.6, n - 0.4, padding=0)
 
     def sizeHint(self) -> QSize:
         return QSize(260, 130)
@@ -41,8 +54,7 @@ class ProbabilityBars(pg.PlotWidget):
             for k in range(n)
         ]
         self.bars.setOpts(x=np.arange(n), height=np.asarray(probs), width=0.7, brushes=brushes)
-        self.getPlotItem().getAxis("bottom").setTicks([[(k, str(k)) for k in range(n)]])
-        self.getPlotItem().setXRange(-0.6, n - 0.4, padding=0)
+        self._grade_axis(n)
 
 
 class PredictionPanel(QWidget):
@@ -66,6 +78,9 @@ class PredictionPanel(QWidget):
             self.facts.addWidget(name, row, 0)
             self.facts.addWidget(value, row, 1)
             self._values[key] = value
+            if key == "residual":
+                name.setToolTip(RESIDUAL_TIP)
+                value.setToolTip(RESIDUAL_TIP)
         self.facts.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -79,14 +94,47 @@ class PredictionPanel(QWidget):
         self.grade.setText("–")
         self.grade.setStyleSheet("")
         self.detail.setText(message)
+        self.detail.setToolTip("")
         self.bars.set_probs(None, None)
         for value in self._values.values():
             value.setText("–")
 
-    def set_pending(self, name: str) -> None:
-        self.grade.setText("…")
-        self.grade.setStyleSheet(f"color: {MUTED}")
-        self.detail.setText(f"Computing {name}")
+    def set_pending(
+        self,
+        name: str,
+        truth: int | None,
+        probs: np.ndarray | None = None,
+        waiting: str = "computing…",
+    ) -> None:
+        """A newly selected image: its name, its ground truth, and its grade when the folder's grading has
+        it already (``probs``); the map's numbers say ``waiting``."""
+        if probs is None:
+            self.grade.setText("…")
+            self.grade.setStyleSheet(f"color: {MUTED}")
+            self.bars.set_probs(None, None)
+        else:
+            g = int(np.argmax(probs))
+            self.grade.setText(str(g))
+            self.grade.setStyleSheet(f"color: {GRADE_COLOURS[g % len(GRADE_COLOURS)]}")
+            self.bars.set_probs(probs, g)
+        self.detail.setText(f"{name} · {waiting}")
+        self.detail.setToolTip("")
+        self._show_truth(truth, None if probs is None else int(np.argmax(probs)))
+        muted = f"<span style='color:{MUTED}'>{waiting}</span>"
+        self._values["residual"].setText(muted)
+        self._values["time"].setText(muted)
+
+    def _show_truth(self, truth: int | None, grade: int | None) -> None:
+        if truth is None:
+            self._values["truth"].setText("not given")
+        elif grade is None:
+            self._values["truth"].setText(str(truth))
+        else:
+            ok = truth == grade
+            mark = "agrees ✓" if ok else "disagrees ✗"
+            self._values["truth"].setText(
+                f"<span style='color:{'#7bd88f' if ok else '#ff6e6e'}'>{truth} · {mark}</span>"
+            )
 
     def set_result(self, result: ExplainResult, truth: int | None) -> None:
         names = result.explanation.class_names
@@ -95,16 +143,11 @@ class PredictionPanel(QWidget):
         name = names[g] if g < len(names) else str(g)
         self.grade.setText(f"{g} · {name}")
         self.grade.setStyleSheet(f"color: {colour}")
-        self.detail.setText(f"confidence {result.probs[g]:.0%} · {result.request.method}")
+        method = result.request.method
+        self.detail.setText(f"confidence {result.probs[g]:.0%} · {method_label(method)}")
+        self.detail.setToolTip(METHOD_TIPS.get(method, ""))
         self.bars.set_probs(result.probs, g)
-        if truth is None:
-            self._values["truth"].setText("not given")
-        else:
-            ok = truth == g
-            mark = "agrees ✓" if ok else "disagrees ✗"
-            self._values["truth"].setText(
-                f"<span style='color:{'#7bd88f' if ok else '#ff6e6e'}'>{truth} · {mark}</span>"
-            )
+        self._show_truth(truth, g)
         if result.partial:
             done, total = len(result.done), len(result.probs)
             self._values["residual"].setText(
@@ -115,8 +158,5 @@ class PredictionPanel(QWidget):
             )
             return
         self._values["residual"].setText(f"residual {result.residual:.1e}")
-        self._values["residual"].setToolTip(
-            "Worst relative error of sum(map) + constants + bias = logit, over classes and layers"
-        )
         cached = " (cached)" if result.cached else ""
         self._values["time"].setText(f"{result.explanation.seconds:.2f} s{cached}")

@@ -36,3 +36,13 @@ def read_float(settings: QSettings, key: str, default: float, lo: float, hi: flo
 def read_choice(settings: QSettings, key: str, default: str, choices) -> str:
     value = settings.value(key, default)
     return value if isinstance(value, str) and value in choices else default
+
+
+def read_bool(settings: QSettings, key: str, default: bool) -> bool:
+    """A yes/no from the settings (INI files store it as text), or ``default`` when missing or garbled."""
+    value = settings.value(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return default

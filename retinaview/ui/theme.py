@@ -1,5 +1,9 @@
 """A dark neutral look: photographs are judged against a dark grey, never against white, and a projector
-shows the grades and numbers at a readable size."""
+shows the grades and numbers at a readable size.
+
+Qt's own file dialog (the one retinaview uses) draws its toolbar icons as dark glyphs from the style: its
+tool buttons get a light face and little padding, or the icons vanish into the dark theme.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +85,10 @@ QScrollBar:vertical {{ background: {PANEL}; width: 10px; }}
 QScrollBar::handle:vertical {{ background: {BORDER}; border-radius: 4px; min-height: 24px; }}
 QScrollBar::add-line, QScrollBar::sub-line {{ height: 0; width: 0; }}
 QToolTip {{ background: {RAISED}; color: {TEXT}; border: 1px solid {BORDER}; }}
+QFileDialog QToolButton {{
+    background: #c9ced6; border: 1px solid {BORDER}; border-radius: 4px; padding: 2px; min-height: 0;
+}}
+QFileDialog QToolButton:disabled {{ background: #6b717a; }}
 """
 
 

@@ -1,4 +1,5 @@
-"""Thumbnails decoded off the GUI thread, only for rows that are shown, at most once per file.
+"""Thumbnails decoded off the GUI thread, only for rows that are shown, at most once per file; and the
+selected photograph, decoded off the GUI thread too.
 
 Decoding runs in a private thread pool; QImage is safe to build in any thread (QPixmap is not), and the GUI
 thread turns it into an icon when it arrives.
@@ -90,3 +91,63 @@ class ThumbnailLoader(QObject):
     def _on_ready(self, path: str, image: QImage) -> None:
         if path in self._asked:
             self.ready.emit(path, image)
+
+
+class _PhotoSignals(QObject):
+    loaded = Signal(str, object)
+    failed = Signal(str, str)
+
+
+class _PhotoTask(QRunnable):
+    def __init__(self, path: str, signals: _PhotoSignals) -> None:
+        super().__init__()
+        self.path, self.signals = path, signals
+
+    def run(self) -> None:
+        from retinaview.core.common.errors import RetinaviewError
+        from retinaview.core.common.io import load_image
+
+        try:
+            photo = load_image(self.path)
+        except RetinaviewError as exc:
+            self.signals.failed.emit(self.path, str(exc))
+            return
+        self.signals.loaded.emit(self.path, photo)
+
+
+class PhotoLoader(QObject):
+    """Decodes the selected photograph off the GUI thread, so it is on screen at once, even while the model
+    loads or explains another image. ``loaded(path, array)`` or ``failed(path, one line)`` answers the
+    newest request only."""
+
+    loaded = Signal(object, object)
+    failed = Signal(object, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._signals = _PhotoSignals()
+        self._signals.loaded.connect(self._on_loaded)
+        self._signals.failed.connect(self._on_failed)
+        self._wanted: str | None = None
+
+    def request(self, path: str | Path) -> None:
+        self._wanted = str(path)
+        self._pool.clear()
+        self._pool.start(_PhotoTask(self._wanted, self._signals))
+
+    def shutdown(self) -> None:
+        self._wanted = None
+        self._pool.clear()
+        self._pool.waitForDone()
+
+    @Slot(str, object)
+    def _on_loaded(self, path: str, photo: object) -> None:
+        if path == self._wanted:
+            self.loaded.emit(Path(path), photo)
+
+    @Slot(str, str)
+    def _on_failed(self, path: str, message: str) -> None:
+        if path == self._wanted:
+            self.failed.emit(Path(path), message)

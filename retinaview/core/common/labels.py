@@ -16,6 +16,8 @@ from retinaview.core.common.errors import DataError, os_error_message
 
 HEADERS = {("image", "level"): "EyePACS", ("id_code", "diagnosis"): "APTOS"}
 MAX_BYTES = 50 * 1024 * 1024
+# Label files looked for in an image folder, in this order: ours, then EyePACS's and APTOS's own names.
+LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,24 @@ class LabelRow:
     line: int  # 1-based line of the CSV
     image: str  # as written: a file name or a name without extension
     grade: int
+
+
+def find_labels_csv(folder: str | os.PathLike) -> Path | None:
+    """The labels CSV of an image folder: the first of `LABEL_FILES` present, else its only CSV file, else
+    None. Several CSV files and none of the known names: a `DataError` listing them."""
+    folder = Path(folder)
+    for name in LABEL_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    csvs = sorted(p for p in folder.glob("*.csv") if p.is_file())
+    if len(csvs) == 1:
+        return csvs[0]
+    if not csvs:
+        return None
+    names = ", ".join(p.name for p in csvs)
+    raise DataError(
+        f"{folder}: several CSV files ({names}) and none named {' or '.join(LABEL_FILES)}"
+    )
 
 
 def read_label_rows(csv_path: str | os.PathLike, num_classes: int = 5) -> list[LabelRow]:
