@@ -127,16 +127,7 @@ class TorchBackend:
         fn = METHODS.get(method)
         if on_partial is not None and fn is not None and "on_partial" in signature(fn).parameters:
             params = {**params, "on_partial": on_partial}
-        seen: list[Any] = []
-        hook = _last_layer_hook(model, seen)
-        try:
-            ex = explain(model, image, method=method, **params)
-        finally:
-            if hook is not None:
-                hook.remove()
-        if ex.features is not None and seen:
-            ex.feature_maps = feature_maps(model, seen[-1], ex.features)
-        return ex
+        return explain(model, image, method=method, **params)
 
     def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
         """Class probabilities of one photograph: one forward pass, no explanation."""
@@ -150,40 +141,3 @@ class TorchBackend:
         with torch.no_grad():
             logits = model(to_input(model, pre.image))
         return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()
-
-
-def _last_layer_hook(model: Any, seen: list[Any]):
-    """Record the last explained layer's output during the explanation's own forward pass (no extra pass)."""
-    spec = getattr(model, "spec", None)
-    if spec is None or not spec.explained_layers:
-        return None
-    module = dict(model.named_modules()).get(spec.explained_layers[-1])
-    if module is None:
-        return None
-    return module.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
-
-
-def feature_maps(model: Any, activation: Any, features: np.ndarray) -> np.ndarray | None:
-    """(C, F, h, w): each feature's score w_cj * a_j / (h * w) on the last explained layer's grid.
-
-    Exact when the classifier reads the global average of that layer (paper17's 4x4 pool): the maps of
-    feature j then sum to ``features[:, j]``. None for any other head (checked, not assumed).
-    """
-    import torch
-
-    head = dict(model.named_modules()).get(model.spec.classifier)
-    if head is None or activation.dim() != 4 or not isinstance(head, torch.nn.Linear):
-        return None
-    a = activation[0].double().cpu()
-    if a.shape[0] != head.in_features:
-        return None
-    w = head.weight.detach().double().cpu()
-    maps = (w[:, :, None, None] * a[None] / (a.shape[1] * a.shape[2])).numpy()
-    sums = maps.sum((2, 3))
-    done = np.isfinite(features).all(1)
-    if not np.allclose(
-        sums[done], features[done], rtol=1e-4, atol=1e-6 * np.abs(features[done]).max()
-    ):
-        return None
-    maps[~done] = np.nan
-    return maps.astype(np.float32)

@@ -90,6 +90,8 @@ class Decomposition:
     )  # (C,): every constant after the last explained layer (the output bias for paper17)
     features: torch.Tensor | None = None  # (C, F): w_cj * f_j at the classifier's input
     order: list[int] = field(default_factory=list)  # classes in the order they were computed
+    # (ch, h, w): the last explained layer's activation in this forward pass (the feature maps' source)
+    activation: torch.Tensor | None = None
 
 
 def _constant(module: nn.Module) -> torch.Tensor | None:
@@ -259,6 +261,7 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
         bias=torch.cat([p.bias for p in parts]),
         features=None if first.features is None else torch.cat([p.features for p in parts]),
         order=[c for p in parts for c in p.order],
+        activation=first.activation,
     )
 
 
@@ -349,6 +352,7 @@ def iter_decompose(
     if features is not None and features.dim() == 2 and classifier:
         weight = dict(model.named_modules())[classifier].weight.detach()
     logits_cpu = logits.detach().cpu()
+    activation = events[layer_events[-1]][2][0].detach()[0].cpu() if layer_events else None
     for step, grads in _gradients(logits, wanted, classes, batched):
         input_map, si_maps, sk_maps, tail = maps(grads)
         feats = None
@@ -364,6 +368,7 @@ def iter_decompose(
             bias=tail,
             features=feats,
             order=step,
+            activation=activation,
         )
 
 
