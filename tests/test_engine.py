@@ -11,10 +11,10 @@ import pytest
 
 from retinaview.core.common.masks import nsigma_mask
 from retinaview.engine.cache import ResultCache
-from retinaview.engine.fake import FakeBackend, fake_explanation
 from retinaview.engine.prepare import prepare_maps
 from retinaview.engine.worker import Engine
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
+from tests.fake_backend import FakeBackend, fake_explanation
 
 
 def _image(seed: int, size: int = 96) -> np.ndarray:

@@ -9,25 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from retinaview.core.checkpoint import save_checkpoint
-from retinaview.core.models.registry import build_model
 from retinaview.engine.backend import TorchBackend
-from tests.helpers_models import randomise
+from tests.helpers_models import small_checkpoint
 
 SIZE = 64
-
-
-def _checkpoint(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model, spec = build_model("resnet18", {"input_size": SIZE})
-    randomise(model, seed)
-    return save_checkpoint(path, model, spec)
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("models")
-    return _checkpoint(folder / "a.pt", 1), _checkpoint(folder / "b.pt", 2)
+    return small_checkpoint(folder / "a.pt", 1, SIZE), small_checkpoint(folder / "b.pt", 2, SIZE)
 
 
 def _image(seed: int, size: int = 80) -> np.ndarray:

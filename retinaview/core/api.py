@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from retinaview.core.common.result import Explanation
 from retinaview.core.explain.methods import METHODS, run_method, to_input
 from retinaview.core.model_loading import load_model
 
-__all__ = ["METHODS", "explain", "load_model"]
+__all__ = ["METHODS", "explain", "load_model", "predict"]
 
 
 def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any) -> Explanation:
@@ -47,3 +49,31 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
     if on_partial is not None:
         params["on_partial"] = lambda partial: on_partial(finish(partial))
     return finish(run_method(method, model, to_input(model, pre.image), **params))
+
+
+def predict(model: nn.Module, image: Any) -> np.ndarray:
+    """Class probabilities of one photograph: the model's preprocessing chain, one forward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A grading model from `load_model`.
+    image : path, PIL image, numpy.ndarray or Preprocessed
+        As in `explain`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C,) float64 softmax probabilities.
+    """
+    from retinaview.core.preprocess import Preprocessed, preprocess
+
+    spec = model.spec
+    pre = (
+        image
+        if isinstance(image, Preprocessed)
+        else preprocess(image, spec.preprocessing, spec.input_size)
+    )
+    with torch.no_grad():
+        logits = model(to_input(model, pre.image))
+    return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()

@@ -406,6 +406,10 @@ def run_method(name: str, model: nn.Module, x: torch.Tensor, **params: Any) -> E
         raise RetinaviewError(
             f"unknown explanation method {name!r} (known: {', '.join(sorted(METHODS))})"
         ) from None
+    # The callbacks are optional for the caller: None is not passed, so a method need not name them.
+    for name in ("on_partial", "should_stop"):
+        if name in params and params[name] is None:
+            del params[name]
     t0 = time.perf_counter()
     result = fn(model, x, **params)
     result.seconds = time.perf_counter() - t0

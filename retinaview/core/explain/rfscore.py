@@ -67,7 +67,7 @@ UNSUPPORTED = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNo
 
 
 @dataclass
-class LayerMaps:
+class LayerScores:
     """Per explained layer, hidden space: S_i and S_k per class, both (C, h, w)."""
 
     name: str
@@ -84,7 +84,7 @@ class Decomposition:
 
     logits: torch.Tensor  # (C,) all classes, in class order
     input: torch.Tensor  # (C, H, W): x * df_c/dx summed over colour channels
-    layers: list[LayerMaps]
+    layers: list[LayerScores]
     bias: (
         torch.Tensor
     )  # (C,): every constant after the last explained layer (the output bias for paper17)
@@ -251,7 +251,7 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
         logits=first.logits,
         input=torch.cat([p.input for p in parts]),
         layers=[
-            LayerMaps(
+            LayerScores(
                 layer.name,
                 torch.cat([p.layers[k].si for p in parts]),
                 torch.cat([p.layers[k].sk for p in parts]),
@@ -362,7 +362,7 @@ def iter_decompose(
             logits=logits_cpu,
             input=input_map,
             layers=[
-                LayerMaps(name, si, sk)
+                LayerScores(name, si, sk)
                 for name, si, sk in zip(layer_names, si_maps, sk_maps, strict=True)
             ],
             bias=tail,

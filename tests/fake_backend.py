@@ -1,4 +1,4 @@
-"""A numpy-only stand-in for the torch backend: tests, GUI benchmarks and screenshots without a model.
+"""A numpy-only stand-in for the torch backend, for tests and GUI benchmarks only (never part of the app).
 
 It produces explanations with the real `Explanation` layout and its invariants (the total map of each class
 sums to the logit; the conservation residual is at float precision), from cheap image statistics, so the
@@ -95,7 +95,11 @@ class FakeBackend:
         method: str,
         params: dict[str, Any],
         on_partial: Callable[[Explanation], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Explanation:
+        """A made-up explanation; ``should_stop`` is checked between classes like a real method."""
+        from retinaview.core.common.errors import Cancelled
+
         t0 = time.perf_counter()
         n = model.input_size
         display = _square(image, n)
@@ -113,6 +117,8 @@ class FakeBackend:
                 time.sleep(self.delay / c)
             if on_partial is not None:
                 on_partial(_only(ex, order[:i], time.perf_counter() - t0))
+            if i < c and should_stop is not None and should_stop():
+                raise Cancelled("explanation no longer wanted")
         ex.params = {"classes": order}
         ex.classes = tuple(order)
         ex.seconds = time.perf_counter() - t0
