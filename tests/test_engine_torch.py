@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from retinaview.engine.backend import TorchBackend
+from retinaview.engine.worker import Engine
+from tests.fake_backend import HeldBackend
 from tests.helpers_models import small_checkpoint
 
 SIZE = 64
@@ -62,3 +64,140 @@ def test_feature_maps_are_those_of_the_model_that_runs_every_time(checkpoints):
     folded = model._retinaview_folded[1]
     for net in (model, folded):
         assert not any(m._forward_hooks for m in net.modules())
+
+
+@pytest.fixture
+def make_engine(qtbot):
+    made: list[Engine] = []
+
+    def make(backend, model: str, wait: bool = True) -> Engine:
+        engine = Engine(backend, model=model)
+        made.append(engine)
+        if wait:
+            with qtbot.waitSignal(engine.modelLoaded, timeout=60_000):
+                engine.start()
+        return engine
+
+    yield make
+    for engine in made:
+        engine.close()
+
+
+def _marked(seed: int) -> np.ndarray:
+    """A photograph whose top-left pixel tells which one it is (the held backend records it)."""
+    img = _image(seed)
+    img[0, 0, 0] = seed
+    return img
+
+
+def test_a_stale_result_never_reaches_the_screen(qtbot, make_engine, checkpoints):
+    backend = HeldBackend(TorchBackend())
+    engine = make_engine(backend, str(checkpoints[0]))
+    delivered = []
+    engine.resultReady.connect(delivered.append)
+    engine.request(_marked(1))
+    assert backend.started.wait(30)
+    # The first explanation is running (held); these arrive meanwhile and only the newest may run.
+    last = [engine.request(_marked(k)) for k in range(2, 6)][-1]
+    backend.release.set()
+    with qtbot.waitSignal(
+        engine.resultReady,
+        timeout=60_000,
+        check_params_cb=lambda r: r.request.generation == last and not r.partial,
+    ):
+        pass
+    assert backend.calls == [1, 5]
+    assert {r.request.generation for r in delivered} == {last}
+    assert delivered[-1].photo[0, 0, 0] == 5
+
+
+def test_cache_keys_follow_the_model_weights(qtbot, make_engine, checkpoints):
+    engine = make_engine(TorchBackend(), str(checkpoints[0]))
+    image = _image(3)
+    with qtbot.waitSignal(engine.resultReady, timeout=60_000) as first:
+        engine.request(image, params={"classes": "predicted"})
+    with qtbot.waitSignal(engine.modelLoaded, timeout=60_000) as loaded:
+        engine.load_model(str(checkpoints[1]))
+    assert loaded.args[0].model_id != first.args[0].model.model_id
+    with qtbot.waitSignal(engine.resultReady, timeout=60_000) as second:
+        engine.request(image.copy(), params={"classes": "predicted"})
+    a, b = first.args[0], second.args[0]
+    assert not b.cached and b.model.model_id == loaded.args[0].model_id
+    backend = TorchBackend()
+    model_b, _ = backend.load(str(checkpoints[1]))
+    np.testing.assert_allclose(b.probs, backend.predict(model_b, image), rtol=1e-5)
+    assert not np.allclose(a.probs, b.probs)
+    assert a.digest == b.digest == first.args[0].key[0]
+
+
+def test_feature_maps_through_the_engine_match_the_oracle(qtbot, make_engine, checkpoints):
+    engine = make_engine(TorchBackend(), str(checkpoints[0]))
+    model, _ = TorchBackend().load(str(checkpoints[0]))
+    for seed in (4, 5):
+        image = _image(seed)
+        with qtbot.waitSignal(
+            engine.resultReady, timeout=60_000, check_params_cb=lambda r: not r.partial
+        ) as blocker:
+            engine.request(image, keep_layers=True)
+        ex = blocker.args[0].explanation
+        np.testing.assert_allclose(
+            ex.feature_maps, _oracle_feature_maps(model, image), rtol=1e-3, atol=1e-6
+        )
+
+
+def test_views_each_get_their_newest_request(qtbot, make_engine, checkpoints):
+    engine = make_engine(TorchBackend(), str(checkpoints[0]))
+    main, by_view = [], {}
+    engine.resultReady.connect(main.append)
+    engine.viewResultReady.connect(lambda view, r: by_view.setdefault(view, []).append(r))
+    image = _image(6)
+    gens = engine.request_many(
+        image, [("grid:0", "rfscore", {"classes": "predicted"}), ("grid:1", "rfscore", {})]
+    )
+    gens["grid:0"] = engine.request(image, params={"classes": [0]}, view="grid:0")
+    with qtbot.waitSignal(
+        engine.viewResultReady,
+        timeout=60_000,
+        check_params_cb=lambda view, r: view == "grid:1" and not r.partial,
+    ):
+        pass
+    qtbot.waitUntil(lambda: any(not r.partial for r in by_view.get("grid:0", ())), timeout=60_000)
+    assert main == []  # the main window sees only its own view
+    for view, results in by_view.items():
+        assert {r.request.generation for r in results} == {gens[view]}
+        assert all(r.request.view == view for r in results)
+    assert by_view["grid:0"][-1].explanation.classes == (0,)
+
+
+def test_requests_get_an_error_when_the_first_model_fails(qtbot, make_engine, tmp_path):
+    engine = make_engine(TorchBackend(), str(tmp_path / "missing.pt"), wait=False)
+    engine.request(_image(7))
+    with qtbot.waitSignal(engine.failed, timeout=60_000) as blocker:
+        engine.start()
+    assert "no model loaded" in blocker.args[0] and "missing.pt" in blocker.args[0]
+    with qtbot.waitSignal(engine.failed, timeout=60_000):
+        engine.request(_image(8))
+
+
+def test_a_vessels_model_is_not_asked_to_grade(qtbot, make_engine, tmp_path):
+    from retinaview.core.checkpoint import save_checkpoint
+    from retinaview.core.models.registry import build_model
+
+    model, spec = build_model("resnet18", {"input_size": SIZE, "task": "vessels"})
+    path = save_checkpoint(tmp_path / "vessels.pt", model.eval(), spec)
+    engine = make_engine(TorchBackend(), str(path))
+    assert engine.model_info.task == "vessels"
+    with qtbot.waitSignal(engine.failed, timeout=60_000) as blocker:
+        engine.request(_image(9))
+    assert "vessels model cannot explain" in blocker.args[0]
+
+
+def test_old_checkpoints_load_as_graders(checkpoints, tmp_path):
+    from retinaview.core.checkpoint import load_checkpoint, read_checkpoint
+
+    payload = read_checkpoint(checkpoints[0])
+    assert payload["config"]["task"] == "grading"
+    del payload["config"]["task"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert load_checkpoint(old)[1].task == "grading"

@@ -178,8 +178,8 @@ class EngineWorker(QObject):
             return self._superseded(req.view)
 
         def on_partial(ex: Any) -> None:
-            # The last one is the final result, which follows at once; a stale one is not worth preparing.
-            if ex.partial and not should_stop():
+            # A stale partial result is not worth preparing: the method stops right after this call.
+            if not should_stop():
                 self.explained.emit(self._result(req, key, photo, ex, t0, ex.classes))
 
         ex = self._backend.explain(

@@ -20,11 +20,12 @@ A method is a function registered under its name with ``@method("name")``::
   model as it found it (no hooks left behind, no module settings changed).
 - ``classes``: which classes to explain and in which order (`class_order`: None = all, the predicted class
   first; ``"predicted"`` = that class alone; or a sequence of class indices).
-- ``on_partial``: when given, called with an `Explanation` after each class (or each step) with the classes
-  done so far in ``classes`` and NaN rows for the rest, so a viewer shows the predicted class while the others
-  are computed. The callback may raise (the engine raises to give up on a stale image); let it propagate.
+- ``on_partial``: when given, called with an `Explanation` after each class (or each step) but the last, with
+  the classes done so far in ``classes`` and NaN rows for the rest, so a viewer shows the predicted class
+  while the others are computed. The final result is the return value, never passed to ``on_partial``.
 - ``should_stop``: when given, a method checks it between classes or steps (integrated gradients: between
-  batches of steps) and raises `retinaview.core.common.errors.Cancelled` when it returns True.
+  batches of steps), never after the last, and raises `retinaview.core.common.errors.Cancelled` (via
+  `stop_if`) when it returns True. Exceptions from either callback propagate.
 - Returns an `Explanation` with ``method`` set to its own name, ``maps`` (C, H, W) at the input's resolution
   (NaN rows for classes not asked for), ``map_kind`` (``"map"`` unless the method has several kinds),
   ``check_name`` and ``check`` (its own check as a relative error, e.g. ``"completeness error"``), and
@@ -275,12 +276,11 @@ def explain_rfscore(
                     sigma_factor,
                 )
             totals.append(total + spread_constant(part.bias, size, sigma_factor))
-        if on_partial is not None or should_stop is not None:
-            ex = _assemble(model, head, merge(parts), totals, rfs, sigma_factor)
+        done = sum(len(p.order) for p in parts)
+        if done < len(class_order(int(part.logits.argmax()), len(part.logits), classes)):
             if on_partial is not None:
-                on_partial(ex)
-            if ex.partial:
-                stop_if(should_stop)
+                on_partial(_assemble(model, head, merge(parts), totals, rfs, sigma_factor))
+            stop_if(should_stop)
     return _assemble(model, head, merge(parts), totals, rfs, sigma_factor)
 
 
