@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -220,10 +221,21 @@ def _has_own_constant(module: nn.Module) -> bool:
     )
 
 
-def _disable_inplace(model: nn.Module) -> None:
-    for m in model.modules():
-        if getattr(m, "inplace", False) is True:
-            m.inplace = False
+@contextmanager
+def inplace_disabled(model: nn.Module) -> Iterator[None]:
+    """Turn off ``inplace`` on every module that has it while the block runs, and turn it back on after.
+
+    An in-place activation overwrites the output the decomposition records; the forward pass recorded with
+    them off keeps its own graph, so the caller's model is restored on exit (as zennit's canonizers do).
+    """
+    changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in changed:
+        m.inplace = False
+    try:
+        yield
+    finally:
+        for m in changed:
+            m.inplace = True
 
 
 def decompose(
@@ -279,7 +291,6 @@ def iter_decompose(
         raise ValueError("decompose expects one image: a (1, 3, H, W) tensor")
     if model.training:
         raise RetinaviewError("the model must be in eval mode for an exact decomposition")
-    _disable_inplace(model)
     recorder = _Recorder(model, layer_names, classifier)
     # Parameters that require gradients make every convolution's backward compute its weight gradient too,
     # even when only activations are asked for: about 2x the backward cost. The graph is built without them.
@@ -288,7 +299,7 @@ def iter_decompose(
         for p in params:
             p.requires_grad_(False)
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), inplace_disabled(model):
             logits = model(x)
             if recorder.mutated():
                 recorder.reset()
