@@ -12,6 +12,7 @@ from torch import nn
 from retinaview.core.common.result import Explanation
 from retinaview.core.explain.methods import METHODS, run_method, to_input
 from retinaview.core.model_loading import load_model
+from retinaview.core.models.registry import spec_of
 
 __all__ = ["METHODS", "explain", "load_model", "predict"]
 
@@ -31,7 +32,7 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
     from retinaview.core.preprocess import Preprocessed, preprocess
 
     t0 = time.perf_counter()
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)
@@ -68,7 +69,7 @@ def predict(model: nn.Module, image: Any) -> np.ndarray:
     """
     from retinaview.core.preprocess import Preprocessed, preprocess
 
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)

@@ -173,9 +173,10 @@ class TorchBackend:
         from retinaview.core.api import load_model
         from retinaview.core.device import describe_device
         from retinaview.core.model_loading import default_model_path
+        from retinaview.core.models.registry import spec_of
 
         model = load_model(name_or_path)
-        spec = model.spec
+        spec = spec_of(model)
         device = next(model.parameters()).device
         ident = name_or_path
         if name_or_path == "default":

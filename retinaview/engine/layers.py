@@ -63,8 +63,9 @@ def feature_number(ex) -> int | None:
 def layer_numbers(ex) -> list[int]:
     """Every layer number of the explanation, input first."""
     numbers = list(range(len(ex.layers) + 1))
-    if feature_number(ex) is not None:
-        numbers.append(feature_number(ex))
+    features = feature_number(ex)
+    if features is not None:
+        numbers.append(features)
     return numbers
 
 
@@ -92,7 +93,7 @@ def layer_rows(ex) -> list[LayerRow]:
                 tuple(layer.shape) or tuple(layer.si.shape[1:]),
                 int(layer.rf),
                 int(layer.jump),
-                tuple(float(v) for v in layer.offset),
+                (float(layer.offset[0]), float(layer.offset[1])),
                 si,
                 sk[k],
                 si + above[k + 1] + bias - logits,

@@ -54,6 +54,20 @@ class ModelSpec:
         return len(self.class_names)
 
 
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The `ModelSpec` that `retinaview.core.api.load_model` attaches to a model as ``model.spec``.
+
+    Raises
+    ------
+    TypeError
+        When the model has none (built without the registry).
+    """
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{type(model).__name__} has no ModelSpec (load it with load_model)")
+    return spec
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
@@ -121,8 +135,10 @@ def _paper17(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _paper17_layers(model: nn.Module) -> list[str]:
-    from retinaview.core.models.paper17 import explained_layers
+    from retinaview.core.models.paper17 import Paper17, explained_layers
 
+    if not isinstance(model, Paper17):
+        raise TypeError(f"paper17 layers asked of a {type(model).__name__}")
     return explained_layers(model)
 
 
@@ -148,7 +164,8 @@ def _densenet121(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _densenet_layers(model: nn.Module) -> list[str]:
-    names = [f"features.{n}" for n, _ in model.features.named_children()]
+    features = model.get_submodule("features")
+    names = [f"features.{n}" for n, _ in features.named_children()]
     # conv0/norm0 are not cuts on their own output's constant; relu0 is the first activation.
     return [n for n in names if not n.endswith(("conv0", "norm0", "pool0"))]
 
