@@ -201,3 +201,19 @@ def test_old_checkpoints_load_as_graders(checkpoints, tmp_path):
     old = tmp_path / "old.pt"
     torch.save(payload, old)
     assert load_checkpoint(old)[1].task == "grading"
+
+
+def test_torch_is_imported_with_huge_pages_unless_the_user_chose(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from retinaview.engine.backend import import_torch; import_torch(); "
+        "assert 'torch' in sys.modules; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1"
