@@ -245,3 +245,27 @@ def test_a_method_with_one_map_kind_goes_through_the_engine(qtbot, engine_factor
     assert result.prepared("constant") is result.maps["map"]
     assert result.residual == 0.25 and result.check_name == "completeness error"
     assert len(result.digest) == 32
+
+
+def test_remembered_digests_and_scores_are_bounded(qtbot, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from retinaview.engine import worker
+
+    monkeypatch.setattr(worker, "DIGEST_CACHE_ENTRIES", 2)
+    monkeypatch.setattr(worker, "SCORE_CACHE_ENTRIES", 3)
+    paths = []
+    for k in range(5):
+        p = tmp_path / f"img{k}.png"
+        Image.fromarray(_image(k, 32)).save(p)
+        paths.append(p)
+    engine = Engine(FakeBackend(input_size=32))
+    try:
+        with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+            engine.start()
+        with qtbot.waitSignal(engine.scoringFinished, timeout=10_000):
+            engine.score(paths)
+        assert len(engine._worker._digests) == 2
+        assert len(engine._worker._scores) == 3
+    finally:
+        engine.close()
