@@ -25,6 +25,10 @@ COMMANDS = (
     "evaluate",
     "train_patient",
     "bench",
+    "segment",
+    "vessels_reweight",
+    "study",
+    "review",
 )
 
 

@@ -6,6 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = sub.add_parser("bench", help="benchmark the RF decomposition (printed figures)")
     p.add_argument("--model", default="default")
     p.add_argument("--repeat", type=int, default=5)
@@ -14,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     from retinaview.core.bench import main
 
     argv = ["--model", args.model, "--repeat", str(args.repeat)]

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.core.api import explain, load_model
     from retinaview.core.common.errors import RetinaviewError
     from retinaview.core.common.render import overlay
+    from retinaview.core.quality import assess_quality
 
     model = load_model(args.model, device=args.device)
     print(f"retinaview: model {model.spec.arch}: {model.spec.source}", file=sys.stderr)
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         png = overlay(result.display, result.maps[grade], result.fov, n=args.threshold)
         Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
         if args.json:
+            quality = assess_quality(path)
             line = {
                 "file": str(path),
                 "grade": grade,
@@ -72,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 "check": result.check,
                 "seconds": round(result.seconds, 3),
                 "model": model.spec.source,
+                "quality": {"gradable": quality.gradable, "reason": quality.reason},
             }
             print(json.dumps(line), flush=True)
         progress.update()

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from retinaview.core.common.result import Explanation
-from retinaview.core.explain.methods import METHODS, run_method, to_input
+from retinaview.core.explain.methods import METHODS, run_method
 from retinaview.core.model_loading import load_model
+from retinaview.core.models.inputs import to_input
 from retinaview.core.models.registry import spec_of
 
 __all__ = ["METHODS", "explain", "load_model", "predict"]

@@ -62,7 +62,6 @@ __all__ = [
     "class_order",
     "method",
     "run_method",
-    "to_input",
 ]
 
 Method = Callable[..., Explanation]
@@ -101,16 +100,6 @@ def model_dtype(model: nn.Module) -> torch.dtype:
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's parameters."""
     return next(model.parameters()).device
-
-
-def to_input(model: nn.Module, image01: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float image in [0, 1] -> normalised (1, 3, H, W) tensor on the model's device and dtype."""
-    spec = spec_of(model)
-    x = torch.from_numpy(np.ascontiguousarray(image01.transpose(2, 0, 1))).unsqueeze(0)
-    x = x.to(device=model_device(model), dtype=model_dtype(model))
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def layer_rfs(model: nn.Module) -> list[LayerRF]:
