@@ -16,7 +16,8 @@ A method is a function registered under its name with ``@method("name")``::
     ) -> Explanation: ...
 
 - ``model``: an eval-mode module with a ``spec`` (`retinaview.core.models.registry.ModelSpec`); ``x``: one
-  normalised input, (1, 3, H, W), on the model's device and dtype (`to_input`). The method must leave the
+  normalised input, (1, 3, H, W), on the model's device and dtype (`to_input`, re-exported here from
+  `retinaview.core.models.inputs`, the one input normalisation). The method must leave the
   model as it found it (no hooks left behind, no module settings changed).
 - ``classes``: which classes to explain and in which order (`class_order`: None = all, the predicted class
   first; ``"predicted"`` = that class alone; or a sequence of class indices).
@@ -53,6 +54,7 @@ from retinaview.core.common.result import Explanation, LayerRecord, class_order
 from retinaview.core.explain.fold import folded_for_explanation
 from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
 from retinaview.core.explain.rfscore import Decomposition, iter_decompose, merge
+from retinaview.core.models.inputs import to_input
 from retinaview.core.models.registry import spec_of
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "class_order",
     "method",
     "run_method",
+    "to_input",
 ]
 
 Method = Callable[..., Explanation]
