@@ -11,13 +11,13 @@ from PIL import Image
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QFileDialog
 
-from retinaview.engine.fake import FakeBackend
 from retinaview.engine.worker import Engine
 from retinaview.ui import main_window as mw
 from retinaview.ui.main_window import MainWindow
 from retinaview.ui.overlay_view import EMPTY_TEXT
 from retinaview.ui.prediction_panel import PredictionPanel
 from retinaview.ui.settings import app_settings
+from tests.fake_backend import FakeBackend
 
 
 @pytest.fixture(scope="module")

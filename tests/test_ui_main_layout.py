@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retinaview.engine.fake import FakeBackend
 from retinaview.engine.worker import Engine
 from retinaview.ui.main_window import MainWindow
+from tests.fake_backend import FakeBackend
 from tests.ui_layout import SCREEN_SIZES, text_problems
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"

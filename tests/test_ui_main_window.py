@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from retinaview.engine.fake import FakeBackend
 from retinaview.engine.worker import Engine
 from retinaview.ui.labels import read_labels
 from retinaview.ui.main_window import MainWindow
+from tests.fake_backend import FakeBackend
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,11 @@ def test_screenshot_command(tmp_path, folder):
     env = {"QT_QPA_PLATFORM": "offscreen", "RETINAVIEW_SETTINGS_DIR": str(tmp_path)}
     import os
 
-    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder / "eye0.png"), "--engine"]
-    cmd += ["fake", "--threshold", "1", "--size", "1200x760", "--screenshot", str(out)]
+    from tests.helpers_models import small_checkpoint
+
+    model = small_checkpoint(tmp_path / "model" / "small.pt")
+    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder / "eye0.png"), "--model"]
+    cmd += [str(model), "--threshold", "1", "--size", "1200x760", "--screenshot", str(out)]
     subprocess.run(cmd, check=True, env={**os.environ, **env}, timeout=120)
     img = np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
     assert img.shape == (760, 1200, 3)

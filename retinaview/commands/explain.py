@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_npz:
             np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        score = result.total[grade] if args.raw else smooth(result.total[grade], result.fov)
+        score = result.maps[grade] if args.raw else smooth(result.maps[grade], result.fov)
         png = overlay(result.display, score, result.fov, n=args.threshold, mode=args.mode)
         Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
         if args.json:
@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                 "probs": [round(float(p), 6) for p in result.probs],
                 "logits": [float(v) for v in result.logits],
                 "residual": result.residual(),
+                "method": result.method,
+                "check_name": result.check_name,
+                "check": result.check,
                 "seconds": round(result.seconds, 3),
                 "model": model.spec.source,
                 "quality": {"gradable": quality.gradable, "reason": quality.reason},

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from retinaview.core.common.result import Explanation
-from retinaview.core.explain.methods import METHODS, run_method, to_input
+from retinaview.core.explain.methods import METHODS, run_method
 from retinaview.core.model_loading import load_model
+from retinaview.core.models.inputs import to_input
+from retinaview.core.models.registry import spec_of
 
-__all__ = ["METHODS", "explain", "load_model"]
+__all__ = ["METHODS", "explain", "load_model", "predict"]
 
 
 def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any) -> Explanation:
@@ -19,15 +23,17 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
 
     ``image``: a path, a PIL image, an (H, W, 3) uint8 RGB array, or a `Preprocessed` from
     `retinaview.core.preprocess.preprocess`. The image goes through the model's preprocessing chain
-    (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method (for ``rfscore``:
-    ``classes``, ``map_to_input_space``, ``sigma_factor``, ``batched``, ``on_partial``: a callback that gets
-    the explanation after each class, the predicted class first). Maps are at model input resolution;
-    ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
+    (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method: every method takes
+    ``classes``, ``on_partial`` (a callback that gets the explanation after each class, the predicted class
+    first) and ``should_stop`` (checked between classes; `Cancelled` is raised when it returns True), see
+    `retinaview.core.explain.methods`; ``rfscore`` also takes ``map_to_input_space``, ``sigma_factor``,
+    ``batched`` and ``fold``. ``result.maps`` holds the method's map per class at model input resolution
+    (``result.total`` for ``rfscore``); ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
     """
     from retinaview.core.preprocess import Preprocessed, preprocess
 
     t0 = time.perf_counter()
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)
@@ -45,3 +51,31 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
     if on_partial is not None:
         params["on_partial"] = lambda partial: on_partial(finish(partial))
     return finish(run_method(method, model, to_input(model, pre.image), **params))
+
+
+def predict(model: nn.Module, image: Any) -> np.ndarray:
+    """Class probabilities of one photograph: the model's preprocessing chain, one forward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A grading model from `load_model`.
+    image : path, PIL image, numpy.ndarray or Preprocessed
+        As in `explain`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C,) float64 softmax probabilities.
+    """
+    from retinaview.core.preprocess import Preprocessed, preprocess
+
+    spec = spec_of(model)
+    pre = (
+        image
+        if isinstance(image, Preprocessed)
+        else preprocess(image, spec.preprocessing, spec.input_size)
+    )
+    with torch.no_grad():
+        logits = model(to_input(model, pre.image))
+    return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()

@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from retinaview.core.common.result import Explanation
 from retinaview.engine.prepare import PreparedMaps
+
+# The view of the main window's overlay; other views (a grid comparing methods) use names of their own.
+MAIN_VIEW = "main"
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,8 @@ class ExplainRequest:
     ``image``: a file path or an (H, W, 3) uint8 array. ``method``: a name from ``core.api.METHODS``.
     ``params``: keyword arguments of the method (JSON-serialisable, they are part of the cache key).
     ``keep_layers``: keep the per-layer maps (the layer inspector needs them; the overlay does not, and they
-    are most of a result's memory).
+    are most of a result's memory). ``generation``: the engine's number of the request, unique across views.
+    ``view``: where the maps are shown; each view's newest request wins.
     """
 
     image: Path | np.ndarray
@@ -33,6 +38,7 @@ class ExplainRequest:
     params: dict[str, Any] = field(default_factory=dict)
     keep_layers: bool = False
     generation: int = 0
+    view: str = MAIN_VIEW
 
     @property
     def path(self) -> Path | None:
@@ -56,7 +62,8 @@ def array_digest(image: np.ndarray) -> str:
 
 @dataclass
 class ModelInfo:
-    """The model the engine holds: ``model_id`` changes whenever the weights can differ."""
+    """The model the engine holds: ``model_id`` changes whenever the weights can differ; ``task`` says which
+    operations it offers (``"grading"``: probabilities and explanations; ``"vessels"``: segmentation)."""
 
     model_id: str
     arch: str
@@ -65,6 +72,7 @@ class ModelInfo:
     device: str
     input_size: int
     seconds: float = 0.0
+    task: str = "grading"
 
 
 @dataclass
@@ -73,10 +81,13 @@ class ExplainResult:
 
     ``photo``: (H, W, 3) uint8 photograph the maps are drawn on. ``to_photo``: (a_y, b_y, a_x, b_x), the
     affine map from a model-input pixel index to a photograph pixel index (y_photo = a_y * y + b_y).
-    ``maps``: prepared maps per kind (``total``, ``input``, ``constant``). ``explanation``: the core's
-    `Explanation` with float32 maps (layers only when the request kept them). ``partial``: only the classes
-    in ``done`` are computed yet (the others are NaN, their prepared maps empty, ``residual`` NaN); a partial
-    result is shown while the final one is computed, and is never cached.
+    ``maps``: prepared maps per kind the method declares (``explanation.kinds``: rfscore's ``total``,
+    ``input``, ``constant``; one ``map`` for most others). ``explanation``: the core's `Explanation` with
+    float32 maps (layers only when the request kept them). ``residual``: the method's own check
+    (``explanation.check``, named by ``explanation.check_name``; rfscore: the conservation residual).
+    ``partial``: only the classes in ``done`` are computed yet (the others are NaN, their prepared maps
+    empty, ``residual`` NaN); a partial result is shown while the final one is computed, and is never cached.
+    ``key``: the cache key; its first element is the image's content digest (`digest`).
     """
 
     request: ExplainRequest
@@ -84,13 +95,35 @@ class ExplainResult:
     photo: np.ndarray
     to_photo: tuple[float, float, float, float]
     maps: dict[str, PreparedMaps]
-    explanation: Any
+    explanation: Explanation
     residual: float
     model: ModelInfo
     seconds: float
     cached: bool = False
     partial: bool = False
     done: tuple[int, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        """Content digest of the image: `retinaview.core.common.io.file_digest` of the file (or
+        `array_digest` of an in-memory image). Stable across renames and sessions: the key under which
+        anything remembered about this photograph (reviews, notes) is stored."""
+        return str(self.key[0])
+
+    @property
+    def check_name(self) -> str:
+        """What ``residual`` measures (the method's own check)."""
+        return str(self.explanation.check_name)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The map kinds of this result, the method's own map first (rfscore: total, input, constant)."""
+        return tuple(self.maps)
+
+    def prepared(self, kind: str) -> PreparedMaps:
+        """The prepared maps of ``kind``, or of the method's own map when the method has no such kind (a
+        view set to rfscore's ``constant`` shows a saliency map's only kind)."""
+        return self.maps.get(kind) or next(iter(self.maps.values()))
 
     def is_done(self, c: int) -> bool:
         """Whether class ``c``'s maps are computed (always, for a final result)."""
@@ -108,10 +141,9 @@ class ExplainResult:
         """Memory held by the arrays of this result, in bytes (what the cache counts)."""
         total = self.photo.nbytes + sum(m.nbytes() for m in self.maps.values())
         ex = self.explanation
-        for name in ("input", "total", "fov", "display", "features", "logits", "probs", "bias"):
-            arr = getattr(ex, name, None)
-            if isinstance(arr, np.ndarray):
-                total += arr.nbytes
+        arrays = [ex.maps, *ex.extra_maps.values(), ex.fov, ex.display, ex.features]
+        arrays += [ex.feature_maps, ex.logits, ex.probs, ex.bias]
+        total += sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
         for layer in getattr(ex, "layers", ()) or ():
             total += layer.si.nbytes + layer.sk.nbytes
         return total

@@ -59,3 +59,10 @@ def os_error_message(path: str | os.PathLike[str], action: str, exc: OSError) ->
     str
     """
     return f"{os.fspath(path)}: cannot {action} ({os_error_reason(exc)})"
+
+
+class Cancelled(Exception):
+    """An explanation given up because nobody waits for it any more (a method's ``should_stop`` said so).
+
+    Not a user error: the engine drops the request silently.
+    """

@@ -1,4 +1,4 @@
-"""Exact receptive-field score propagation (seed 000) for any CNN of affine pieces and ReLU-like gates.
+"""Exact receptive-field score propagation (de la Torre, Valls and Puig, arXiv:1712.08107) for any CNN of affine pieces and ReLU-like gates.
 
 The score of an activation ``a`` towards class ``c`` is ``lambda * a`` with ``lambda = df_c/da``. Through an
 affine piece ``z = L(a) + k`` the score splits into an input-dependent part, passed back, and a constant part
@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.result import class_order
 
 # Modules through which scores pass without a constant: positively homogeneous (f(t a) = t f(a), t > 0).
 HOMOGENEOUS = (
@@ -66,7 +69,7 @@ UNSUPPORTED = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNo
 
 
 @dataclass
-class LayerMaps:
+class LayerScores:
     """Per explained layer, hidden space: S_i and S_k per class, both (C, h, w)."""
 
     name: str
@@ -83,12 +86,14 @@ class Decomposition:
 
     logits: torch.Tensor  # (C,) all classes, in class order
     input: torch.Tensor  # (C, H, W): x * df_c/dx summed over colour channels
-    layers: list[LayerMaps]
+    layers: list[LayerScores]
     bias: (
         torch.Tensor
     )  # (C,): every constant after the last explained layer (the output bias for paper17)
     features: torch.Tensor | None = None  # (C, F): w_cj * f_j at the classifier's input
     order: list[int] = field(default_factory=list)  # classes in the order they were computed
+    # (ch, h, w): the last explained layer's activation in this forward pass (the feature maps' source)
+    activation: torch.Tensor | None = None
 
 
 def _constant(module: nn.Module) -> torch.Tensor | None:
@@ -98,8 +103,9 @@ def _constant(module: nn.Module) -> torch.Tensor | None:
             raise RetinaviewError(
                 "batch norm without running statistics (or in training mode) is not affine in its input"
             )
-        inv = torch.rsqrt(module.running_var + module.eps)
-        k = -module.running_mean * inv
+        mean, var = module.running_mean, cast(torch.Tensor, module.running_var)
+        inv = torch.rsqrt(var + module.eps)
+        k = -mean * inv
         if module.affine:
             k = k * module.weight + module.bias
         return k
@@ -217,10 +223,21 @@ def _has_own_constant(module: nn.Module) -> bool:
     )
 
 
-def _disable_inplace(model: nn.Module) -> None:
-    for m in model.modules():
-        if getattr(m, "inplace", False) is True:
-            m.inplace = False
+@contextmanager
+def inplace_disabled(model: nn.Module) -> Iterator[None]:
+    """Turn off ``inplace`` on every module that has it while the block runs, and turn it back on after.
+
+    An in-place activation overwrites the output the decomposition records; the forward pass recorded with
+    them off keeps its own graph, so the caller's model is restored on exit (as zennit's canonizers do).
+    """
+    changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in changed:
+        setattr(m, "inplace", False)  # noqa: B010 (a module attribute, not a parameter: no type for it)
+    try:
+        yield
+    finally:
+        for m in changed:
+            setattr(m, "inplace", True)  # noqa: B010
 
 
 def decompose(
@@ -248,7 +265,7 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
         logits=first.logits,
         input=torch.cat([p.input for p in parts]),
         layers=[
-            LayerMaps(
+            LayerScores(
                 layer.name,
                 torch.cat([p.layers[k].si for p in parts]),
                 torch.cat([p.layers[k].sk for p in parts]),
@@ -256,8 +273,11 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
             for k, layer in enumerate(first.layers)
         ],
         bias=torch.cat([p.bias for p in parts]),
-        features=None if first.features is None else torch.cat([p.features for p in parts]),
+        features=None
+        if first.features is None
+        else torch.cat([cast(torch.Tensor, p.features) for p in parts]),
         order=[c for p in parts for c in p.order],
+        activation=first.activation,
     )
 
 
@@ -275,7 +295,6 @@ def iter_decompose(
         raise ValueError("decompose expects one image: a (1, 3, H, W) tensor")
     if model.training:
         raise RetinaviewError("the model must be in eval mode for an exact decomposition")
-    _disable_inplace(model)
     recorder = _Recorder(model, layer_names, classifier)
     # Parameters that require gradients make every convolution's backward compute its weight gradient too,
     # even when only activations are asked for: about 2x the backward cost. The graph is built without them.
@@ -284,7 +303,7 @@ def iter_decompose(
         for p in params:
             p.requires_grad_(False)
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), inplace_disabled(model):
             logits = model(x)
             if recorder.mutated():
                 recorder.reset()
@@ -297,13 +316,7 @@ def iter_decompose(
         for p in params:
             p.requires_grad_(True)
     logits = logits.reshape(-1)
-    n_classes = logits.shape[0]
-    first = int(logits.argmax())
-    if classes is None:
-        classes = [first, *[c for c in range(n_classes) if c != first]]
-    elif classes == "predicted":
-        classes = [first]
-    classes = list(classes)
+    classes = class_order(int(logits.argmax()), logits.shape[0], classes)
 
     # Tensors whose gradients we need, without duplicates (a smooth activation's input can be another's output).
     wanted: list[torch.Tensor] = [x]
@@ -343,32 +356,35 @@ def iter_decompose(
                 continue
             li = owner[i]
             if li < len(sk):
-                cmap = resample_mass(cmap, tuple(si[li].shape[-2:]))
-                sk[li] = cmap if sk[li] is None else sk[li] + cmap
+                cmap = resample_mass(cmap, (si[li].shape[-2], si[li].shape[-1]))
+                prev = sk[li]
+                sk[li] = cmap if prev is None else prev + cmap
             else:
                 tail += cmap.reshape(cmap.shape[0], -1).sum(1)
-        sk = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
-        return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk], tail.cpu()
+        sk_full = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
+        return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk_full], tail.cpu()
 
     weight = None
     if features is not None and features.dim() == 2 and classifier:
-        weight = dict(model.named_modules())[classifier].weight.detach()
+        weight = cast(torch.Tensor, dict(model.named_modules())[classifier].weight).detach()
     logits_cpu = logits.detach().cpu()
+    activation = events[layer_events[-1]][2][0].detach()[0].cpu() if layer_events else None
     for step, grads in _gradients(logits, wanted, classes, batched):
         input_map, si_maps, sk_maps, tail = maps(grads)
         feats = None
         if weight is not None:
-            feats = (weight[step] * features.detach().reshape(1, -1)).cpu()
+            feats = (weight[step] * cast(torch.Tensor, features).detach().reshape(1, -1)).cpu()
         yield Decomposition(
             logits=logits_cpu,
             input=input_map,
             layers=[
-                LayerMaps(name, si, sk)
+                LayerScores(name, si, sk)
                 for name, si, sk in zip(layer_names, si_maps, sk_maps, strict=True)
             ],
             bias=tail,
             features=feats,
             order=step,
+            activation=activation,
         )
 
 

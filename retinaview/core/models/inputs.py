@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from retinaview.core.models.registry import ModelSpec
+from retinaview.core.models.registry import ModelSpec, spec_of
 
 
 def normalise(
@@ -65,4 +65,4 @@ def to_input(model: nn.Module, image01: np.ndarray) -> torch.Tensor:
     param = next(model.parameters())
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(image01).transpose(2, 0, 1))).unsqueeze(0)
     x = x.to(device=param.device, dtype=param.dtype)
-    return normalise(x, model.spec)
+    return normalise(x, spec_of(model))

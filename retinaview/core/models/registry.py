@@ -15,6 +15,12 @@ from torch import nn
 
 DR_CLASSES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
 
+# What a model does. "grading": one class per image (probabilities, explanations); "vessels": a map per pixel
+# (Maninis et al. 2016, DRIU). Each task has its own operations in the engine's backend.
+GRADING = "grading"
+VESSELS = "vessels"
+TASKS = (GRADING, VESSELS)
+
 # Fundus photographs are mostly red and dark; these statistics of the synthetic training set and of EyePACS
 # photographs after the `paper` chain keep the first layer's inputs near zero mean and unit spread.
 FUNDUS_MEAN = (0.45, 0.25, 0.12)
@@ -25,7 +31,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a caller needs to feed a model and read its explanation."""
+    """What a caller needs to feed a model and read its output.
+
+    ``task``: what the model does (`TASKS`): ``"grading"`` (class probabilities and explanations) or
+    ``"vessels"`` (a vessel map per pixel); the engine's backend offers the operations of the model's task.
+    """
 
     arch: str
     input_size: int
@@ -37,10 +47,25 @@ class ModelSpec:
     classifier: str
     config: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    task: str = GRADING
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The `ModelSpec` that `retinaview.core.api.load_model` attaches to a model as ``model.spec``.
+
+    Raises
+    ------
+    TypeError
+        When the model has none (built without the registry).
+    """
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{type(model).__name__} has no ModelSpec (load it with load_model)")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,7 @@ class Architecture:
     std: tuple[float, float, float] = FUNDUS_STD
     description: str = ""
     class_names: tuple[str, ...] = DR_CLASSES
+    task: str = GRADING
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -77,9 +103,16 @@ def get_architecture(name: str) -> Architecture:
 
 def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Module, ModelSpec]:
     """Build an untrained model of a registered architecture and its spec."""
+    from retinaview.core.common.errors import CheckpointError
+
     arch = get_architecture(name)
     config = dict(config or {})
     num_classes = int(config.setdefault("num_classes", len(arch.class_names)))
+    # Saved with the config, so a checkpoint says what it does; one without a task has its
+    # architecture's (a grader, for every architecture but DRIU).
+    task = str(config.setdefault("task", arch.task))
+    if task not in TASKS:
+        raise CheckpointError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
     model = arch.build(**config)
     class_names = tuple(config.get("class_names") or arch.class_names[:num_classes])
     spec = ModelSpec(
@@ -92,6 +125,7 @@ def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Mod
         explained_layers=tuple(arch.layers(model)),
         classifier=arch.classifier,
         config={k: v for k, v in config.items() if k != "class_names"},
+        task=task,
     )
     return model, spec
 
@@ -103,8 +137,10 @@ def _paper17(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _paper17_layers(model: nn.Module) -> list[str]:
-    from retinaview.core.models.paper17 import explained_layers
+    from retinaview.core.models.paper17 import Paper17, explained_layers
 
+    if not isinstance(model, Paper17):
+        raise TypeError(f"paper17 layers asked of a {type(model).__name__}")
     return explained_layers(model)
 
 
@@ -130,7 +166,8 @@ def _densenet121(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _densenet_layers(model: nn.Module) -> list[str]:
-    names = [f"features.{n}" for n, _ in model.features.named_children()]
+    features = model.get_submodule("features")
+    names = [f"features.{n}" for n, _ in features.named_children()]
     # conv0/norm0 are not cuts on their own output's constant; relu0 is the first activation.
     return [n for n in names if not n.endswith(("conv0", "norm0", "pool0"))]
 
@@ -219,8 +256,10 @@ def _driu(num_classes: int = 1, width: float = 1.0, in_channels: int = 3, **_: A
 
 
 def _driu_layers(model: nn.Module) -> list[str]:
-    from retinaview.core.models.driu import explained_layers
+    from retinaview.core.models.driu import DRIU, explained_layers
 
+    if not isinstance(model, DRIU):
+        raise TypeError(f"driu layers asked of a {type(model).__name__}")
     return explained_layers(model)
 
 
@@ -237,5 +276,6 @@ register(
         std=(0.2, 0.2, 0.2),
         description="DRIU vessel segmentation (Maninis et al. 2016), VGG-16 base with side outputs",
         class_names=("vessel",),
+        task=VESSELS,
     )
 )
