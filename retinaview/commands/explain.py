@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.commands._progress import Progress
     from retinaview.core.api import explain, load_model
     from retinaview.core.common.errors import RetinaviewError
+    from retinaview.core.common.paths import check_output_folder
     from retinaview.core.common.render import overlay
 
+    check_output_folder(args.out)
     model = load_model(args.model, device=args.device)
     print(f"retinaview: model {model.spec.arch}: {model.spec.source}", file=sys.stderr)
     out = Path(args.out)

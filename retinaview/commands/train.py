@@ -132,8 +132,10 @@ class ProgressLine:
 
 
 def run(args) -> int:
+    from retinaview.core.common.paths import check_output_folder
     from retinaview.train.trainer import TrainConfig, train
 
+    check_output_folder(args.out)
     config = TrainConfig(
         out=args.out,
         arch=args.arch,

@@ -29,8 +29,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from retinaview.core.common.paths import check_output_file
     from retinaview.train.patient import train_patient
 
+    check_output_file(args.out)
     report = train_patient(
         args.model,
         args.data,

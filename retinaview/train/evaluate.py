@@ -151,6 +151,13 @@ def evaluate(
     if not isinstance(model, nn.Module):
         model = load_model(model, device)
     spec: ModelSpec = model.spec
+    head = None
+    if head_path:
+        # Checked before the grading starts: a bad head file should not cost a whole evaluation.
+        from retinaview.train.patient import load_head
+
+        classifier = model.get_submodule(spec.classifier)
+        head = load_head(head_path, spec.num_classes, getattr(classifier, "in_features", None))
     dataset = build_eval_dataset(data, spec, labels)
     if workers is None:
         from retinaview.train.trainer import default_workers
@@ -161,11 +168,6 @@ def evaluate(
         model, spec, dataset, batch=batch, device=device, workers=workers, progress=progress
     )
     report = grading_report(pred.grades, pred.probs, spec.num_classes)
-    head = None
-    if head_path:
-        from retinaview.train.patient import load_head
-
-        head = load_head(head_path)
     patients = patient_report(pred, head)
     if patients is not None:
         report["patients"] = patients
