@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from retinaview.core.common.errors import CheckpointError
-from retinaview.core.models.registry import ModelSpec, build_model
+from retinaview.core.models.registry import ModelSpec, build_model, get_architecture
 from retinaview.core.validate import check_fields, check_input_size, check_model_fit
 
 FORMAT = "retinaview-checkpoint"
@@ -196,6 +196,10 @@ def load_checkpoint(
     payload = read_checkpoint(path, map_location)
     name = str(path)
     arch = payload["arch"]
+    try:
+        get_architecture(arch)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{name}: {exc} (field 'arch')") from None
     config = dict(payload.get("config") or {})
     config["class_names"] = payload.get("class_names")
     try:

@@ -104,6 +104,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             f"{name}: image too large ({what}, limit {_megapixels(max_pixels)})"
         ) from None
     except UnidentifiedImageError:
+        kind = _signature(path)
+        if kind is not None:
+            raise ImageError(
+                f"{name}: corrupt {kind} image (its header cannot be decoded)"
+            ) from None
         raise ImageError(f"{name}: not an image file (cannot identify image format)") from None
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
@@ -115,6 +120,26 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageError(f"{name}: truncated or corrupt image data") from None
     except Exception as exc:  # a decoder plug-in can raise nearly anything on hostile input
         raise ImageError(f"{name}: cannot decode image ({_reason(exc)})") from None
+
+
+# First bytes of the supported formats: a file that starts like one but does not open is corrupt, not
+# "not an image".
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _signature(path: str | os.PathLike[str]) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _special_kind(mode: int) -> str:
