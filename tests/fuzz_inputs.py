@@ -424,7 +424,17 @@ CSV_CASES: tuple[Case, ...] = (
     Case(
         "csv", "utf16", "reject", _csv("image,level\neye0,1\n".encode("utf-16")), "not a text CSV"
     ),
-    Case("csv", "folder", "reject", _folder_named("labels.csv"), "labels.csv"),
+    Case(
+        "csv", "folder", "reject", _folder_named("labels.csv"), r"not a regular file \(a folder\)"
+    ),
+    Case(
+        "csv",
+        "named_pipe",
+        "reject",
+        lambda f: (os.mkfifo(f / "labels.csv"), f / "labels.csv")[1],
+        r"not a regular file",
+    ),
+    Case("csv", "missing", "reject", lambda f: f / "labels.csv", r"no such file"),
 )
 
 
