@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
+from tempfile import mkstemp
 
 from retinaview.core.common.errors import DataError
 
@@ -42,7 +42,7 @@ def _check_names(path: Path, shown: str) -> None:
 
 def _probe_writable(folder: Path, shown: str) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".retinaview-write-test.", dir=folder)
+        fd, tmp = mkstemp(prefix=".retinaview-write-test.", dir=folder)
     except OSError as exc:
         if exc.errno == errno.EROFS:
             raise DataError(f"{shown}: cannot write to {folder} (read-only file system)") from None
