@@ -37,6 +37,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "TIFF", "BMP"})
 FORMAT_NAMES = ("JPEG", "PNG", "TIFF", "BMP")
 
+# Pillow's own warnings (broken EXIF or TIFF metadata in a file it still decodes) are not the user's
+# concern and would add lines to stderr; process-wide, because the app's thumbnail threads decode with
+# Pillow too and `warnings.catch_warnings` is not thread-safe.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+
 DEFAULT_MAX_PIXELS = 100_000_000
 ARRAY_NAME = "<array>"
 
@@ -81,7 +86,8 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             # Our own limit (max_pixels) replaces Pillow's warning threshold (89 MP), and a broken EXIF or
             # metadata block, which Pillow warns about, changes nothing we read: one line per file at most,
             # and that only for errors.
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as img:
                 if img.format not in SUPPORTED_FORMATS:
                     raise ImageError(
@@ -193,7 +199,7 @@ def pil_to_rgb(img: Image.Image, name: str = "<image>") -> np.ndarray:
     """A (loaded) PIL image -> (H, W, 3) uint8 RGB, C-contiguous. EXIF orientation is applied."""
     with warnings.catch_warnings():
         # Pillow warns about broken EXIF blocks; the pixels are what matter (see load_image).
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", UserWarning)
         return _pil_to_rgb(img, name)
 
 
