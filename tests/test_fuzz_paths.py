@@ -14,7 +14,7 @@ from retinaview.cli import main
 from retinaview.core.common import paths
 from retinaview.core.common.errors import DataError
 from retinaview.core.common.paths import check_output_file, check_output_folder
-from tests.fuzz_inputs import out_cases, reference_image
+from tests.fuzz_inputs import out_cases, reference_image, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,15 @@ def test_good_outputs_are_accepted_and_nothing_is_created(tmp_path):
     (tmp_path / "old.pt").write_text("replaced")
     assert check_output_file(tmp_path / "old.pt") == tmp_path / "old.pt"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]
+
+
+def test_explain_output_name_taken_by_a_folder(image, tmp_path, capsys):
+    """The folder is writable, but the file explain writes is taken: one line, not a traceback."""
+    model = tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "out"
+    (out / "eye.npz").mkdir(parents=True)
+    argv = ["explain", str(image), "--model", str(model), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == f"retinaview: {out / 'eye.npz'}: cannot write (Is a directory)", lines
+    assert "Traceback" not in "".join(lines)

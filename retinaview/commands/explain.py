@@ -56,11 +56,21 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             continue
         stem = Path(path).stem
-        if not args.no_npz:
-            np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        png = overlay(result.display, result.total[grade], result.fov, n=args.threshold)
-        Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
+        target = out / f"{stem}_c{grade}.png"
+        try:
+            if not args.no_npz:
+                target = out / f"{stem}.npz"
+                np.savez(target, **result.to_npz_dict())
+                target = out / f"{stem}_c{grade}.png"
+            png = overlay(result.display, result.total[grade], result.fov, n=args.threshold)
+            Image.fromarray(png).save(target)
+        except OSError as exc:
+            # The folder was checked before the model loaded; a name taken by a folder, a full disk
+            # or a file system gone read-only since still ends in one line.
+            progress.message(f"retinaview: {target}: cannot write ({exc.strerror or exc})")
+            status = 2
+            continue
         if args.json:
             line = {
                 "file": str(path),
