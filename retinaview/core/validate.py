@@ -106,11 +106,13 @@ def check_fields(payload: Mapping[str, Any], name: str, version: int) -> None:
             _fail(name, "config", "setting names that are strings", key)
     num_classes = config.get("num_classes", 5)
     num_classes = _int_in(name, "config.num_classes", num_classes, 1, MAX_CLASSES)
-    for key, field_name in (("input_size", "config.input_size"), ("input_size", "input_size")):
-        source = config if field_name.startswith("config.") else payload
-        if key in source:
-            _int_in(name, field_name, source[key], MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    # The spec's fields may sit in the config (read by the model builder) and at the top level (which
+    # wins); both are checked.
     for source, prefix in ((config, "config."), (payload, "")):
+        if "input_size" in source:
+            _int_in(
+                name, prefix + "input_size", source["input_size"], MIN_INPUT_SIZE, MAX_INPUT_SIZE
+            )
         if "preprocessing" in source and source["preprocessing"] not in CHAINS:
             _fail(
                 name,
