@@ -331,6 +331,14 @@ IMAGE_CASES: tuple[Case, ...] = (
     ),
     Case(
         "image",
+        "device",
+        "reject",
+        lambda folder: Path(os.devnull),
+        r"not a regular file \(a device\)",
+        listed=False,
+    ),
+    Case(
+        "image",
         "broken_symlink",
         "reject",
         _symlink("dangling.png", "nowhere.png"),
@@ -435,6 +443,7 @@ CSV_CASES: tuple[Case, ...] = (
         r"not a regular file",
     ),
     Case("csv", "missing", "reject", lambda f: f / "labels.csv", r"no such file"),
+    Case("csv", "device", "reject", lambda f: Path(os.devnull), r"not a regular file"),
 )
 
 
@@ -690,6 +699,13 @@ def checkpoint_file_cases(valid: Path) -> tuple[Case, ...]:
             r"not a regular file \(a named pipe\)",
         ),
         Case("checkpoint", "missing", "reject", lambda f: f / "missing.pt", r"no such file"),
+        Case(
+            "checkpoint",
+            "device",
+            "reject",
+            lambda f: Path(os.devnull),
+            r"not a regular file \(a device\)",
+        ),
         Case(
             "checkpoint",
             "truncated",

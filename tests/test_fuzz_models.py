@@ -110,7 +110,10 @@ def file_cases(base, tmp_path_factory):
     return [(case, case.make(folder)) for case in checkpoint_file_cases(base)]
 
 
-@pytest.mark.parametrize("index", range(len(checkpoint_file_cases(Path("unused")))))
+FILE_CASE_NAMES = [c.name for c in checkpoint_file_cases(Path("unused"))]
+
+
+@pytest.mark.parametrize("index", range(len(FILE_CASE_NAMES)), ids=FILE_CASE_NAMES)
 def test_not_a_checkpoint(index, file_cases, image, tmp_path, capsys):
     case, path = file_cases[index]
     for command, argv in _commands(path, image, tmp_path).items():
