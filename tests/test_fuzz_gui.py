@@ -38,6 +38,10 @@ def fake_window(qtbot):
     win.close()
 
 
+# The thumbnail threads decode with Pillow; retinaview's process-wide filter for Pillow's metadata
+# warnings is reset by pytest around each test, so it is applied here as well (the subprocess test at the
+# end checks the filter itself).
+@pytest.mark.filterwarnings(r"ignore::UserWarning:PIL\.TiffImagePlugin")
 def test_folder_of_every_image_case(qtbot, fake_window, tmp_path):
     made = {c.name: c.make(tmp_path) for c in IMAGE_CASES}
     with qtbot.waitSignal(fake_window.engine.scoringFinished, timeout=60_000):
