@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.commands._progress import Progress
     from retinaview.core.api import explain, load_model
     from retinaview.core.common.errors import RetinaviewError
+    from retinaview.core.common.paths import check_output_folder
     from retinaview.core.common.render import overlay, smooth
     from retinaview.core.quality import assess_quality
 
+    check_output_folder(args.out)
     model = load_model(args.model, device=args.device)
     print(f"retinaview: model {model.spec.arch}: {model.spec.source}", file=sys.stderr)
     out = Path(args.out)
@@ -65,12 +67,22 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             continue
         stem = Path(path).stem
-        if not args.no_npz:
-            np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        score = result.maps[grade] if args.raw else smooth(result.maps[grade], result.fov)
-        png = overlay(result.display, score, result.fov, n=args.threshold, mode=args.mode)
-        Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
+        target = out / f"{stem}_c{grade}.png"
+        try:
+            if not args.no_npz:
+                target = out / f"{stem}.npz"
+                np.savez(target, **result.to_npz_dict())
+                target = out / f"{stem}_c{grade}.png"
+            score = result.maps[grade] if args.raw else smooth(result.maps[grade], result.fov)
+            png = overlay(result.display, score, result.fov, n=args.threshold, mode=args.mode)
+            Image.fromarray(png).save(target)
+        except OSError as exc:
+            # The folder was checked before the model loaded; a name taken by a folder, a full disk
+            # or a file system gone read-only since still ends in one line.
+            progress.message(f"retinaview: {target}: cannot write ({exc.strerror or exc})")
+            status = 2
+            continue
         if args.json:
             quality = assess_quality(path)
             line = {

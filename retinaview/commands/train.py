@@ -158,6 +158,13 @@ class ProgressLine:
         self.width = 0 if final else len(text)
 
 
+def check_output_folder(folder: str) -> None:
+    """The run folder can be written (checked before any work, in one line otherwise)."""
+    from retinaview.core.common.paths import check_output_folder as check
+
+    check(folder)
+
+
 def run_vessels(args) -> int:
     """``retinaview train --task vessels``: `retinaview.train.vessels.train_vessels`."""
     from retinaview.train.vessels import VesselTrainConfig, train_vessels
@@ -186,6 +193,7 @@ def run_vessels(args) -> int:
         save_every_minutes=args.save_every_minutes,
     )
     cfg.check()
+    check_output_folder(args.out)
     say = (
         None
         if args.quiet
@@ -239,6 +247,7 @@ def run(args) -> int:
     )
     # Checked before torch loads: a bad option costs no start-up time.
     options.check(fields)
+    check_output_folder(args.out)
     from retinaview.train.trainer import TrainConfig, train
 
     config = TrainConfig(**fields)

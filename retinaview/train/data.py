@@ -456,7 +456,7 @@ def read_records(
     """
     csv_path = Path(csv_path)
     folder = Path(image_dir) if image_dir is not None else csv_path.parent
-    name = csv_path.name
+    name = str(csv_path)
     rows = read_label_rows(csv_path, NUM_GRADES)
     index = _image_index(folder)
     records: list[Record] = []
