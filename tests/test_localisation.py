@@ -26,7 +26,7 @@ def _fake_explain(kind):
         total = np.zeros((5, h, w))
         total[1] = score
         return Explanation(
-            method, np.eye(5)[1], np.eye(5)[1], np.zeros(5), total, total, np.ones((h, w), bool),
+            method, np.eye(5)[1], np.eye(5)[1], total, np.ones((h, w), bool), map_kind="total",
             geometry=_Identity(),
         )  # fmt: skip
 

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_npz:
             np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        png = overlay(result.display, result.total[grade], result.fov, n=args.threshold)
+        png = overlay(result.display, result.maps[grade], result.fov, n=args.threshold)
         Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
         if args.json:
             line = {
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                 "probs": [round(float(p), 6) for p in result.probs],
                 "logits": [float(v) for v in result.logits],
                 "residual": result.residual(),
+                "method": result.method,
+                "check_name": result.check_name,
+                "check": result.check,
                 "seconds": round(result.seconds, 3),
                 "model": model.spec.source,
             }

@@ -19,10 +19,12 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
 
     ``image``: a path, a PIL image, an (H, W, 3) uint8 RGB array, or a `Preprocessed` from
     `retinaview.core.preprocess.preprocess`. The image goes through the model's preprocessing chain
-    (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method (for ``rfscore``:
-    ``classes``, ``map_to_input_space``, ``sigma_factor``, ``batched``, ``on_partial``: a callback that gets
-    the explanation after each class, the predicted class first). Maps are at model input resolution;
-    ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
+    (``model.spec.preprocessing``) at the model's input size. ``params`` go to the method: every method takes
+    ``classes``, ``on_partial`` (a callback that gets the explanation after each class, the predicted class
+    first) and ``should_stop`` (checked between classes; `Cancelled` is raised when it returns True), see
+    `retinaview.core.explain.methods`; ``rfscore`` also takes ``map_to_input_space``, ``sigma_factor``,
+    ``batched`` and ``fold``. ``result.maps`` holds the method's map per class at model input resolution
+    (``result.total`` for ``rfscore``); ``result.geometry.to_photo(map2d)`` puts one back onto the photograph.
     """
     from retinaview.core.preprocess import Preprocessed, preprocess
 

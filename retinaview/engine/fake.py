@@ -114,6 +114,7 @@ class FakeBackend:
             if on_partial is not None:
                 on_partial(_only(ex, order[:i], time.perf_counter() - t0))
         ex.params = {"classes": order}
+        ex.classes = tuple(order)
         ex.seconds = time.perf_counter() - t0
         return ex
 
@@ -130,13 +131,14 @@ def _only(ex: Explanation, classes: list[int], seconds: float) -> Explanation:
     layers = [replace(r, si=nan(r.si), sk=nan(r.sk)) for r in ex.layers]
     return replace(
         ex,
-        input=nan(ex.input),
-        total=nan(ex.total),
+        maps=nan(ex.maps),
+        extra_maps={k: nan(v) for k, v in ex.extra_maps.items()},
         bias=nan(ex.bias),
         layers=layers,
         features=nan(ex.features),
         feature_maps=None,
         params={"classes": list(classes)},
+        classes=tuple(classes),
         seconds=seconds,
     )
 
@@ -268,14 +270,17 @@ def fake_explanation(
         total += map_maps(layer.sk, layer.rf, layer.jump, layer.offset, (n, n))
     total += spread_constant(bias, (n, n))
     e = np.exp(logits - logits.max())
-    return Explanation(
+    ex = Explanation(
         method=method,
         logits=logits,
         probs=e / e.sum(),
-        bias=bias,
-        input=inp.astype(np.float32),
-        total=total.astype(np.float32),
+        maps=total.astype(np.float32),
         fov=fov,
+        map_kind="total",
+        extra_maps={"input": inp.astype(np.float32)},
+        differences={"constant": ("total", "input")},
+        check_name="conservation residual",
+        bias=bias,
         layers=layers,
         features=feature_maps.sum((2, 3)),
         feature_maps=feature_maps,
@@ -284,3 +289,5 @@ def fake_explanation(
         geometry=SquareGeometry(tuple(photo_hw), n),
         seconds=seconds,
     )
+    ex.check = ex.residual()
+    return ex

@@ -21,7 +21,6 @@ SATURATE_SIGMA = 6.0
 # The histogram is of S / sigma in 0.1-sigma bins, clipped to +-HIST_LIMIT.
 HIST_LIMIT = 8.0
 HIST_EDGES = np.linspace(-HIST_LIMIT, HIST_LIMIT, int(2 * HIST_LIMIT * 10) + 1)
-KINDS = ("total", "input", "constant")
 
 
 @dataclass
@@ -90,11 +89,19 @@ def prepare_maps(
 def prepare_explanation(
     explanation, classes: Sequence[int] | None = None
 ) -> dict[str, PreparedMaps]:
-    """Prepared maps of every kind the explanation has (``constant`` = total - input), of ``classes``
-    (default all)."""
+    """Prepared maps of every kind the explanation declares (``explanation.kinds``).
+
+    Parameters
+    ----------
+    explanation : retinaview.core.common.result.Explanation
+        Any method's explanation.
+    classes : sequence of int, optional
+        The classes to prepare (default all; the others are left empty).
+
+    Returns
+    -------
+    dict of str to PreparedMaps
+        One entry per map kind, the method's own map first.
+    """
     fov = explanation.fov
-    out = {"input": prepare_maps(explanation.input, fov, classes)}
-    if explanation.total is not None:
-        out["total"] = prepare_maps(explanation.total, fov, classes)
-        out["constant"] = prepare_maps(explanation.total - explanation.input, fov, classes)
-    return out
+    return {kind: prepare_maps(explanation.kind(kind), fov, classes) for kind in explanation.kinds}

@@ -73,10 +73,13 @@ class ExplainResult:
 
     ``photo``: (H, W, 3) uint8 photograph the maps are drawn on. ``to_photo``: (a_y, b_y, a_x, b_x), the
     affine map from a model-input pixel index to a photograph pixel index (y_photo = a_y * y + b_y).
-    ``maps``: prepared maps per kind (``total``, ``input``, ``constant``). ``explanation``: the core's
-    `Explanation` with float32 maps (layers only when the request kept them). ``partial``: only the classes
-    in ``done`` are computed yet (the others are NaN, their prepared maps empty, ``residual`` NaN); a partial
-    result is shown while the final one is computed, and is never cached.
+    ``maps``: prepared maps per kind the method declares (``explanation.kinds``: rfscore's ``total``,
+    ``input``, ``constant``; one ``map`` for most others). ``explanation``: the core's `Explanation` with
+    float32 maps (layers only when the request kept them). ``residual``: the method's own check
+    (``explanation.check``, named by ``explanation.check_name``; rfscore: the conservation residual).
+    ``partial``: only the classes in ``done`` are computed yet (the others are NaN, their prepared maps
+    empty, ``residual`` NaN); a partial result is shown while the final one is computed, and is never cached.
+    ``key``: the cache key; its first element is the image's content digest (`digest`).
     """
 
     request: ExplainRequest
@@ -91,6 +94,18 @@ class ExplainResult:
     cached: bool = False
     partial: bool = False
     done: tuple[int, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        """Content digest of the image: `retinaview.core.common.io.file_digest` of the file (or
+        `array_digest` of an in-memory image). Stable across renames and sessions: the key under which
+        anything remembered about this photograph (reviews, notes) is stored."""
+        return str(self.key[0])
+
+    @property
+    def check_name(self) -> str:
+        """What ``residual`` measures (the method's own check)."""
+        return str(self.explanation.check_name)
 
     def is_done(self, c: int) -> bool:
         """Whether class ``c``'s maps are computed (always, for a final result)."""
@@ -108,10 +123,9 @@ class ExplainResult:
         """Memory held by the arrays of this result, in bytes (what the cache counts)."""
         total = self.photo.nbytes + sum(m.nbytes() for m in self.maps.values())
         ex = self.explanation
-        for name in ("input", "total", "fov", "display", "features", "logits", "probs", "bias"):
-            arr = getattr(ex, name, None)
-            if isinstance(arr, np.ndarray):
-                total += arr.nbytes
+        arrays = [ex.maps, *ex.extra_maps.values(), ex.fov, ex.display, ex.features]
+        arrays += [ex.feature_maps, ex.logits, ex.probs, ex.bias]
+        total += sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
         for layer in getattr(ex, "layers", ()) or ():
             total += layer.si.nbytes + layer.sk.nbytes
         return total

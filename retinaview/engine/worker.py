@@ -146,11 +146,8 @@ class EngineWorker(QObject):
             # Between two classes: the place to give up on an image the user has already left.
             if self._superseded():
                 raise _Superseded
-            done = tuple(int(c) for c in ex.params.get("classes", ()))
-            if len(done) < len(
-                ex.logits
-            ):  # the last one is the final result, which follows at once
-                self.explained.emit(self._result(req, key, photo, ex, t0, done))
+            if ex.partial:  # the last one is the final result, which follows at once
+                self.explained.emit(self._result(req, key, photo, ex, t0, ex.classes))
 
         ex = self._backend.explain(self._model, photo, req.method, dict(req.params), on_partial)
         return self._result(req, key, photo, ex, t0)
@@ -166,10 +163,10 @@ class EngineWorker(QObject):
     ) -> ExplainResult:
         """A final result (``done`` None) or a partial one of the classes in ``done``."""
         partial = done is not None
-        residual = float("nan") if partial else float(ex.residual())
+        residual = float("nan") if partial else float(ex.check)
         ex = _compact(ex, req.keep_layers and not partial)
         maps = prepare_explanation(ex, done)
-        model_hw = ex.input.shape[-2:]
+        model_hw = ex.maps.shape[-2:]
         affine = affine_from_geometry(ex.geometry, model_hw)
         if affine is None:
             if photo.shape[:2] != model_hw and ex.display is not None:
@@ -276,7 +273,12 @@ def _compact(ex: Any, keep_layers: bool) -> Any:
     layers = []
     if keep_layers:
         layers = [dataclasses.replace(r, si=f32(r.si), sk=f32(r.sk)) for r in ex.layers]
-    return dataclasses.replace(ex, input=f32(ex.input), total=f32(ex.total), layers=layers)
+    return dataclasses.replace(
+        ex,
+        maps=f32(ex.maps),
+        extra_maps={k: f32(v) for k, v in ex.extra_maps.items()},
+        layers=layers,
+    )
 
 
 def _one_line(exc: BaseException, name: Any) -> str:

@@ -17,3 +17,10 @@ class CheckpointError(RetinaviewError):
 
 class DataError(RetinaviewError):
     """A data folder or label file that cannot be used."""
+
+
+class Cancelled(Exception):
+    """An explanation given up because nobody waits for it any more (a method's ``should_stop`` said so).
+
+    Not a user error: the engine drops the request silently.
+    """

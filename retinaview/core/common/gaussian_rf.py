@@ -1,4 +1,4 @@
-"""Map hidden-layer scores to input space with a 2-D Gaussian receptive-field prior (seed 000).
+"""Map hidden-layer scores to input space with a 2-D Gaussian receptive-field prior (de la Torre, Valls and Puig, arXiv:1712.08107).
 
 A unit at grid position i of a layer stands for its receptive field: size ``rf`` pixels, centred at
 ``offset + i * jump``. Its score is spread over that field as a Gaussian with ``sigma = sigma_factor * rf``

@@ -286,7 +286,27 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """blake2b (16-byte digest, hex) of the file's bytes: a cache key that follows the content."""
+    """blake2b (16-byte digest, hex) of the file's bytes: the key that follows the content.
+
+    The engine keys its caches by it and hands it out with every result (``ExplainResult.digest``); it is
+    the key for anything kept about a photograph across sessions (reviews, notes), since it survives renames
+    and moves and changes when the pixels do.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        32 hexadecimal characters.
+
+    Raises
+    ------
+    ImageError
+        When the file cannot be read (one line naming it).
+    """
     name = str(path)
     h = hashlib.blake2b(digest_size=16)
     try:

@@ -1,4 +1,4 @@
-"""Exact receptive-field score propagation (seed 000) for any CNN of affine pieces and ReLU-like gates.
+"""Exact receptive-field score propagation (de la Torre, Valls and Puig, arXiv:1712.08107) for any CNN of affine pieces and ReLU-like gates.
 
 The score of an activation ``a`` towards class ``c`` is ``lambda * a`` with ``lambda = df_c/da``. Through an
 affine piece ``z = L(a) + k`` the score splits into an input-dependent part, passed back, and a constant part
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.result import class_order
 
 # Modules through which scores pass without a constant: positively homogeneous (f(t a) = t f(a), t > 0).
 HOMOGENEOUS = (
@@ -297,13 +298,7 @@ def iter_decompose(
         for p in params:
             p.requires_grad_(True)
     logits = logits.reshape(-1)
-    n_classes = logits.shape[0]
-    first = int(logits.argmax())
-    if classes is None:
-        classes = [first, *[c for c in range(n_classes) if c != first]]
-    elif classes == "predicted":
-        classes = [first]
-    classes = list(classes)
+    classes = class_order(int(logits.argmax()), logits.shape[0], classes)
 
     # Tensors whose gradients we need, without duplicates (a smooth activation's input can be another's output).
     wanted: list[torch.Tensor] = [x]
