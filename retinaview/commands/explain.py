@@ -1,4 +1,5 @@
-"""`retinaview explain IMAGE...`: RF score maps of every class and layer, to npz, PNG and JSON lines."""
+"""`retinaview explain IMAGE...`: maps of every class by any explanation method (RF score propagation by
+default, with every layer), to npz, PNG and JSON lines."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
         help="explain images: npz of every map, PNG overlay of the predicted class",
-        description="Explain fundus photographs with exact RF score propagation. For each IMAGE writes "
-        "DIR/<stem>.npz (logits, probs, bias, input, total, fov, layers, si_k, sk_k, rf_k, jump_k, offset_k, "
-        "features) and DIR/<stem>_c<C>.png, the predicted class's total map at n sigma over the photograph.",
+        description="Explain fundus photographs (default: exact RF score propagation; --method for the "
+        "others). For each IMAGE writes DIR/<stem>.npz (logits, probs, the method's maps, fov; for rfscore "
+        "also bias, input, total, layers, si_k, sk_k, rf_k, jump_k, offset_k, features) and "
+        "DIR/<stem>_c<C>.png, the map of the predicted class (or the class explained) at n sigma over the "
+        "photograph.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, tif, bmp)")
     p.add_argument(
@@ -28,7 +31,55 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sigma-factor", type=float, default=0.25, help="Gaussian sigma as a fraction of the RF"
     )
     p.add_argument("--no-npz", action="store_true", help="skip the npz files")
+    p.add_argument(
+        "--method",
+        default="rfscore",
+        metavar="NAME",
+        help="rfscore (default), saliency, gradxinput, ig, layer_ig, ig_counterfactual, cam, gradcam or "
+        "contrast",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the method, repeatable: e.g. steps=64, quadrature=trapezoid, layer=body.layer9, "
+        "relu=false, factors=0,0.5,1, classes=predicted (a wrong key lists the method's own)",
+    )
     p.set_defaults(func=run)
+
+
+def parse_value(text: str):
+    """A --param value: JSON (numbers, true/false, null, lists), a comma-separated list of numbers, or text."""
+    for candidate in (text, text.lower(), f"[{text}]" if "," in text else None):
+        if candidate is None:
+            continue
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return text
+
+
+def method_params_from(args: argparse.Namespace) -> dict:
+    """The method's parameters from ``--param KEY=VALUE`` (and ``--sigma-factor`` for rfscore).
+
+    Raises a `RetinaviewError` naming the method's parameters for an unknown key or a malformed item.
+    """
+    from retinaview.core.api import check_params, method_params
+    from retinaview.core.common.errors import RetinaviewError
+
+    known = method_params(args.method)
+    params = {"sigma_factor": args.sigma_factor} if "sigma_factor" in known else {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RetinaviewError(
+                f"--param {item!r} is not KEY=VALUE (choices of KEY: {', '.join(known)})"
+            )
+        params[key.strip().replace("-", "_")] = parse_value(value.strip())
+    check_params(args.method, params)
+    return params
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.core.common.errors import RetinaviewError
     from retinaview.core.common.render import overlay
 
+    try:
+        params = method_params_from(args)
+    except RetinaviewError as exc:
+        print(f"retinaview: {exc}", file=sys.stderr)
+        return 2
     model = load_model(args.model, device=args.device)
     print(f"retinaview: model {model.spec.arch}: {model.spec.source}", file=sys.stderr)
     out = Path(args.out)
@@ -48,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(len(args.images), "explain")
     for path in args.images:
         try:
-            result = explain(model, path, sigma_factor=args.sigma_factor)
+            result = explain(model, path, method=args.method, **params)
         except RetinaviewError as exc:
             progress.message(f"retinaview: {exc}")
             status = 2
@@ -57,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_npz:
             np.savez(out / f"{stem}.npz", **result.to_npz_dict())
         grade = result.grade
-        png = overlay(result.display, result.maps[grade], result.fov, n=args.threshold)
-        Image.fromarray(png).save(out / f"{stem}_c{grade}.png")
+        # The first class computed: the predicted one, or the one a single-class method explained.
+        shown = result.classes[0] if result.classes else grade
+        png = overlay(result.display, result.maps[shown], result.fov, n=args.threshold)
+        Image.fromarray(png).save(out / f"{stem}_c{shown}.png")
         if args.json:
             line = {
                 "file": str(path),

@@ -29,7 +29,8 @@ DEFAULT_FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0)
 class CounterfactualResult:
     """``images``: (n, H, W, 3) float32 counterfactuals in [0, 1] pixel space, one per factor;
     ``difference``: (n, H, W, 3) counterfactual minus the image; ``probs``: (n, C) softmax of each;
-    ``attr``: (H, W) the IG map towards ``target`` they were made from (summed over RGB)."""
+    ``logits``: (n, C) their class scores; ``image_logits``: (C,) the image's; ``attr``: (H, W) the IG map
+    towards ``target`` they were made from (summed over RGB)."""
 
     target: int
     factors: np.ndarray
@@ -37,6 +38,7 @@ class CounterfactualResult:
     difference: np.ndarray
     probs: np.ndarray
     logits: np.ndarray
+    image_logits: np.ndarray
     attr: np.ndarray
     completeness: float
 
@@ -90,6 +92,7 @@ def ig_counterfactuals(
         difference=(images - p).permute(*to_hwc).float().cpu().numpy(),
         probs=probs,
         logits=out.cpu().numpy(),
+        image_logits=logits,
         attr=attr.cpu().numpy(),
         completeness=float(ig.completeness[0]),
     )

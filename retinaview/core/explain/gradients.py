@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.result import class_order as _class_order
 
 
 @contextmanager
@@ -30,29 +31,23 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 
 
 def class_order(logits: torch.Tensor, classes: Sequence[int] | str | None) -> list[int]:
-    """The classes to explain, the predicted one first.
+    """The classes to explain, the predicted one first (see `retinaview.core.common.result.class_order`).
 
-    ``classes``: None (all), ``"predicted"``, or a list of class indices (kept in the given order).
+    ``classes``: None or ``"all"`` (all), ``"predicted"``, or a list of class indices (kept in the given
+    order). Raises a `RetinaviewError` naming the choices for anything else.
     """
     n = int(logits.shape[-1])
-    first = int(logits.reshape(-1, n)[0].argmax())
-    if classes is None or classes == "all":
-        return [first, *[c for c in range(n) if c != first]]
-    if classes == "predicted":
-        return [first]
-    if isinstance(classes, str):
-        raise RetinaviewError(f"unknown classes {classes!r} (choices: all, predicted, or indices)")
-    out = [int(c) for c in classes]
-    bad = [c for c in out if not 0 <= c < n]
-    if bad:
-        raise RetinaviewError(f"class {bad[0]} out of range (choices: 0-{n - 1})")
-    return out
+    predicted = int(logits.reshape(-1, n)[0].argmax())
+    try:
+        return _class_order(predicted, n, None if classes == "all" else classes)
+    except ValueError as exc:
+        raise RetinaviewError(f"{exc} (choices: all, predicted, or indices 0-{n - 1})") from None
 
 
-def input_gradients(
+def iter_input_gradients(
     model: nn.Module, x: torch.Tensor, classes: Sequence[int] | str | None = None
-) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """d f_c / d x for each class c, from one forward pass.
+) -> Iterator[tuple[torch.Tensor, list[int], torch.Tensor]]:
+    """d f_c / d x class by class, from one forward pass.
 
     Parameters
     ----------
@@ -63,24 +58,31 @@ def input_gradients(
     classes : sequence of int, "predicted", "all" or None
         Which classes; the predicted class comes first unless indices are given.
 
-    Returns
-    -------
+    Yields
+    ------
     logits : torch.Tensor
         (C,) class scores before softmax.
     order : list of int
-        The classes computed, in the order of ``grads``.
-    grads : torch.Tensor
-        (K, 3, H, W) input gradient of each class in ``order``.
+        The classes to compute, in order.
+    grad : torch.Tensor
+        (3, H, W) input gradient of the next class of ``order``.
     """
     with frozen_parameters(model), torch.enable_grad():
         xi = x.detach().requires_grad_(True)
         logits = model(xi).reshape(-1)
         order = class_order(logits, classes)
-        grads = []
         for j, c in enumerate(order):
             (g,) = torch.autograd.grad(logits[c], xi, retain_graph=j < len(order) - 1)
-            grads.append(g[0])
-    return logits.detach(), order, torch.stack(grads)
+            yield logits.detach(), order, g[0]
+
+
+def input_gradients(
+    model: nn.Module, x: torch.Tensor, classes: Sequence[int] | str | None = None
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """(logits (C,), order, (K, 3, H, W) input gradients of the classes in order); see
+    `iter_input_gradients`."""
+    steps = list(iter_input_gradients(model, x, classes))
+    return steps[0][0], steps[0][1], torch.stack([g for _, _, g in steps])
 
 
 def saliency_maps(grads: torch.Tensor, signed: bool = False) -> np.ndarray:
