@@ -142,7 +142,7 @@ def open_and_wait(app, window, folder: Path) -> None:
 
 
 def bench_slider_and_switch(tmp: Path, settings: str) -> None:
-    from retinaview.engine.fake import FakeBackend
+    from tests.fake_backend import FakeBackend
 
     app, window = make_window(FakeBackend(input_size=640), settings)
     with _started(app, window.engine):
@@ -195,7 +195,7 @@ class _started:
 
 
 def bench_rss(tmp: Path, settings: str, n: int) -> None:
-    from retinaview.engine.fake import FakeBackend
+    from tests.fake_backend import FakeBackend
 
     folder = tmp / "browse"
     folder.mkdir()

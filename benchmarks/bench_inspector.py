@@ -33,7 +33,7 @@ def run(real: bool, size: int = 640) -> int:
 
         backend = TorchBackend()
     else:
-        from retinaview.engine.fake import FakeBackend
+        from tests.fake_backend import FakeBackend
 
         backend = FakeBackend(input_size=size)
     with tempfile.TemporaryDirectory() as tmp:

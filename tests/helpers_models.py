@@ -29,3 +29,13 @@ def random_model(arch: str, dtype: torch.dtype = torch.float32, seed: int = 0) -
     model, spec = build_model(arch)
     model.spec = spec
     return randomise(model, seed).to(dtype)
+
+
+def small_checkpoint(path, seed: int = 0, size: int = 64):
+    """A ResNet-18 checkpoint at ``size`` px with random weights and statistics: a real model that explains
+    in well under a second on a CPU. Returns the path."""
+    from retinaview.core.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    model, spec = build_model("resnet18", {"input_size": size})
+    return save_checkpoint(path, randomise(model, seed), spec)

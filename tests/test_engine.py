@@ -11,10 +11,10 @@ import pytest
 
 from retinaview.core.common.masks import nsigma_mask
 from retinaview.engine.cache import ResultCache
-from retinaview.engine.fake import FakeBackend, fake_explanation
 from retinaview.engine.prepare import prepare_maps
 from retinaview.engine.worker import Engine
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
+from tests.fake_backend import FakeBackend, HeldBackend, fake_explanation
 
 
 def _image(seed: int, size: int = 96) -> np.ndarray:
@@ -40,19 +40,24 @@ def engine_factory(qtbot):
 
 
 def test_newest_request_wins_and_stale_results_are_dropped(qtbot, engine_factory):
-    backend = FakeBackend(delay=0.15, input_size=64)
+    backend = HeldBackend(FakeBackend(input_size=64))
     engine = engine_factory(backend=backend)
     delivered = []
     engine.resultReady.connect(delivered.append)
     images = [_image(k) for k in range(6)]
-    last = 0
+    for k, img in enumerate(images):
+        img[0, 0, 0] = k
+    engine.request(images[0])
+    assert backend.started.wait(10)
+    # The first explanation is running (held): of the requests sent meanwhile only the newest runs, and the
+    # first one's result, which still comes back, is dropped.
+    last = [engine.request(img) for img in images[1:]][-1]
+    backend.release.set()
     with qtbot.waitSignal(
         engine.resultReady, timeout=10_000, check_params_cb=lambda r: r.request.generation == last
     ):
-        for img in images:
-            last = engine.request(img)
-    # One request was running when the others came; of the rest only the newest ran.
-    assert len(backend.explained) <= 2
+        pass
+    assert backend.calls == [0, 5]
     assert [r.request.generation for r in delivered] == [last]
     np.testing.assert_array_equal(delivered[0].photo, images[-1])
 

@@ -186,3 +186,15 @@ def test_batchnorm_folding_gives_the_same_decomposition():
     with torch.no_grad():
         model.classifier.bias.add_(1.0)  # weights changed: the cache notices
     assert folded_for_explanation(model).classifier.bias[0] == model.classifier.bias[0]
+
+
+def test_the_callers_model_keeps_its_in_place_activations():
+    model = random_model("resnet18")
+    before = [name for name, m in model.named_modules() if getattr(m, "inplace", False) is True]
+    assert before  # torchvision's ResNet uses ReLU(inplace=True)
+    x = torch.randn(1, 3, 64, 64)
+    expected = model(x)
+    decompose(model, x, model.spec.explained_layers, model.spec.classifier, "predicted")
+    after = [name for name, m in model.named_modules() if getattr(m, "inplace", False) is True]
+    assert after == before
+    torch.testing.assert_close(model(x), expected)

@@ -14,9 +14,9 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from retinaview.engine import layers as L
-from retinaview.engine.fake import FAKE_LAYERS, FakeBackend, fake_explanation
 from retinaview.engine.worker import Engine
 from retinaview.ui.main_window import MainWindow
+from tests.fake_backend import FAKE_LAYERS, FakeBackend, fake_explanation
 
 SIZE = 96
 
@@ -209,8 +209,11 @@ def test_exports_open(qtbot, window, tmp_path):
 
 
 def test_view_command_inspector_screenshot(tmp_path, folder):
+    from tests.helpers_models import small_checkpoint
+
     out = tmp_path / "insp.png"
-    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder), "--engine", "fake"]
+    model = small_checkpoint(tmp_path / "model" / "small.pt")
+    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder), "--model", str(model)]
     cmd += ["--panel", "inspector", "--layer", "2", "--size", "1200x800", "--screenshot", str(out)]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from retinaview.engine.fake import FakeBackend
 from retinaview.engine.worker import Engine
 from retinaview.ui.labels import read_labels
 from retinaview.ui.main_window import MainWindow
+from tests.fake_backend import FakeBackend
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -41,8 +39,6 @@ def register(subparsers) -> None:
         help="with --panel inspector: walk through the layers, output to input, in a loop (demos)",
     )
     p.add_argument("--size", metavar="WxH", help="window size, e.g. 1600x900 (screenshots)")
-    # Numpy stand-in for the model: GUI tests and demos on machines without the model's dependencies.
-    p.add_argument("--engine", choices=("torch", "fake"), default="torch", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -58,16 +54,10 @@ def _size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def make_engine(kind: str, model: str):
-    """The engine with the real (torch) backend, or the numpy stand-in. torch itself loads later, in the
-    engine's worker thread."""
-    from retinaview.engine.worker import Engine
-
-    if kind == "fake":
-        from retinaview.engine.fake import FakeBackend
-
-        return Engine(FakeBackend(input_size=320), model=model)
+def make_engine(model: str):
+    """The engine with the torch backend; torch itself loads later, in the engine's worker thread."""
     from retinaview.engine.backend import TorchBackend
+    from retinaview.engine.worker import Engine
 
     return Engine(TorchBackend(), model=model)
 
@@ -90,4 +80,4 @@ def run(args) -> int:
         autoplay=args.autoplay,
         size=_size(args.size),
     )
-    return run_app(options, lambda: make_engine(args.engine, args.model))
+    return run_app(options, lambda: make_engine(args.model))

@@ -6,6 +6,8 @@ import inspect
 import time
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 import retinaview.core.explain.registered  # noqa: F401  (registers the methods beside rfscore)
@@ -14,7 +16,7 @@ from retinaview.core.common.result import Explanation
 from retinaview.core.explain.methods import METHODS, run_method, to_input
 from retinaview.core.model_loading import load_model
 
-__all__ = ["METHODS", "check_params", "explain", "load_model", "method_params"]
+__all__ = ["METHODS", "check_params", "explain", "load_model", "method_params", "predict"]
 
 # Parameters every method takes from its caller rather than from a user.
 CONTRACT_PARAMS = ("on_partial", "should_stop", "on_progress")
@@ -103,3 +105,31 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
     if on_partial is not None:
         params["on_partial"] = lambda partial: on_partial(finish(partial))
     return finish(run_method(method, model, to_input(model, pre.image), **params))
+
+
+def predict(model: nn.Module, image: Any) -> np.ndarray:
+    """Class probabilities of one photograph: the model's preprocessing chain, one forward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A grading model from `load_model`.
+    image : path, PIL image, numpy.ndarray or Preprocessed
+        As in `explain`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C,) float64 softmax probabilities.
+    """
+    from retinaview.core.preprocess import Preprocessed, preprocess
+
+    spec = model.spec
+    pre = (
+        image
+        if isinstance(image, Preprocessed)
+        else preprocess(image, spec.preprocessing, spec.input_size)
+    )
+    with torch.no_grad():
+        logits = model(to_input(model, pre.image))
+    return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()

@@ -131,5 +131,6 @@ def load_checkpoint(
         classifier=spec.classifier,
         config=spec.config,
         source=name,
+        task=spec.task,
     )
     return model, spec, payload

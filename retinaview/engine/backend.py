@@ -1,5 +1,17 @@
-"""The engine's link to the headless core. Every torch import is inside a function: these run only in the
-engine's worker thread, so the GUI never waits for torch to load (DESIGN.md, start-up)."""
+"""The engine's link to the headless core: the `Backend` protocol and `TorchBackend`, which implements it by
+calling `retinaview.core.api` (the same calls as the CLI; no torch computation lives here).
+
+Every torch import is inside a function: these run only in the engine's worker thread, so the GUI never waits
+for torch to load (DESIGN.md, start-up). Before torch is first imported, ``THP_MEM_ALLOC_ENABLE=1`` is set in
+the environment unless the user set it: torch's CPU allocator then backs large tensors with transparent huge
+pages, which makes the first touch of the multi-megabyte activations of a 640 px explanation cheaper.
+
+Operations per task (`retinaview.core.models.registry.TASKS`, ``ModelInfo.task``):
+
+- ``"grading"``: ``predict`` (class probabilities) and ``explain`` (an `Explanation` per image);
+- ``"vessels"``: ``segment`` (a vessel probability map per pixel), the `SegmentingBackend` protocol; no
+  backend implements it yet, and the engine answers a grading request to a vessels model with a message.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +22,66 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from inspect import signature
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from retinaview.engine.requests import ModelInfo
+
+if TYPE_CHECKING:
+    from retinaview.core.common.result import Explanation
+
+GRADING = "grading"
+VESSELS = "vessels"
+# What a backend must offer for a model of each task (the registry's TASKS).
+TASK_OPERATIONS: dict[str, tuple[str, ...]] = {
+    GRADING: ("predict", "explain"),
+    VESSELS: ("segment",),
+}
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the engine's worker calls, always from the worker thread.
+
+    ``model`` is whatever `load` returned; the engine only passes it back. Errors are raised as exceptions:
+    `retinaview.core.common.errors.RetinaviewError` for the user's input (shown as its one line),
+    `retinaview.core.common.errors.Cancelled` when ``should_stop`` ended an explanation.
+    """
+
+    def load(self, name_or_path: str) -> tuple[Any, ModelInfo]:
+        """Load a model by name or checkpoint path; returns it and its description (``task`` included)."""
+        ...
+
+    def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
+        """(C,) class probabilities of one (H, W, 3) uint8 photograph (grading models)."""
+        ...
+
+    def explain(
+        self,
+        model: Any,
+        image: np.ndarray,
+        method: str,
+        params: dict[str, Any],
+        on_partial: Callable[[Explanation], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Explanation:
+        """Explain one photograph with a method of `retinaview.core.explain.methods` (grading models).
+
+        ``on_partial`` and ``should_stop`` follow the method contract: partial results after each class,
+        the predicted class first; a stop check between classes.
+        """
+        ...
+
+
+@runtime_checkable
+class SegmentingBackend(Protocol):
+    """The operation of a ``"vessels"`` model: the seam a vessel segmentation backend fills."""
+
+    def segment(self, model: Any, image: np.ndarray) -> np.ndarray:
+        """(H, W) float vessel probability of one (H, W, 3) uint8 photograph, at its resolution."""
+        ...
 
 
 def model_id(name_or_path: str) -> str:
@@ -48,9 +113,11 @@ def import_torch() -> None:
     objects the import creates. So libtorch's libraries are loaded first by a plain ``dlopen`` call through
     ctypes, which releases the GIL (the import then finds them loaded), and the collector is paused during
     the import; the import's objects are then frozen (`gc.freeze`) so that later full passes skip them.
+    ``THP_MEM_ALLOC_ENABLE=1`` is set first unless the user set it (see the module docstring).
     """
     if "torch" in sys.modules:
         return
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     _preload_libraries()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -85,13 +152,27 @@ def _preload_libraries() -> None:
 
 
 class TorchBackend:
-    """Loads models and explains images with `retinaview.core.api` (the same calls as the CLI)."""
+    """`Backend` for torch models: every operation is one call of `retinaview.core.api`."""
 
     def load(self, name_or_path: str) -> tuple[Any, ModelInfo]:
+        """Load a model with `retinaview.core.api.load_model` (importing torch first, see `import_torch`).
+
+        Parameters
+        ----------
+        name_or_path : str
+            ``"default"``, a registered architecture or a checkpoint path.
+
+        Returns
+        -------
+        model : torch.nn.Module
+        info : ModelInfo
+            ``model_id`` changes whenever the weights can differ (path, size and modification time).
+        """
         t0 = time.perf_counter()
         import_torch()
+        from retinaview.core.api import load_model
         from retinaview.core.device import describe_device
-        from retinaview.core.model_loading import default_model_path, load_model
+        from retinaview.core.model_loading import default_model_path
 
         model = load_model(name_or_path)
         spec = model.spec
@@ -108,6 +189,7 @@ class TorchBackend:
             device=describe_device(device),
             input_size=int(spec.input_size),
             seconds=time.perf_counter() - t0,
+            task=spec.task,
         )
         return model, info
 
@@ -117,73 +199,18 @@ class TorchBackend:
         image: np.ndarray,
         method: str,
         params: dict[str, Any],
-        on_partial: Callable[[Any], None] | None = None,
-    ):
-        """``on_partial(explanation)`` after each class, the predicted class first, for the methods that
-        compute class by class (the others ignore it)."""
+        on_partial: Callable[[Explanation], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Explanation:
+        """`retinaview.core.api.explain` of one photograph (see `Backend.explain`)."""
         from retinaview.core.api import explain
-        from retinaview.core.explain.methods import METHODS
 
-        fn = METHODS.get(method)
-        if on_partial is not None and fn is not None and "on_partial" in signature(fn).parameters:
-            params = {**params, "on_partial": on_partial}
-        seen: list[Any] = []
-        hook = _last_layer_hook(model, seen)
-        try:
-            ex = explain(model, image, method=method, **params)
-        finally:
-            if hook is not None:
-                hook.remove()
-        if ex.features is not None and seen:
-            ex.feature_maps = feature_maps(model, seen[-1], ex.features)
-        return ex
+        return explain(
+            model, image, method=method, on_partial=on_partial, should_stop=should_stop, **params
+        )
 
     def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
-        """Class probabilities of one photograph: one forward pass, no explanation."""
-        import torch
+        """`retinaview.core.api.predict`: class probabilities, one forward pass, no explanation."""
+        from retinaview.core.api import predict
 
-        from retinaview.core.explain.methods import to_input
-        from retinaview.core.preprocess import preprocess
-
-        spec = model.spec
-        pre = preprocess(image, spec.preprocessing, spec.input_size)
-        with torch.no_grad():
-            logits = model(to_input(model, pre.image))
-        return torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()
-
-
-def _last_layer_hook(model: Any, seen: list[Any]):
-    """Record the last explained layer's output during the explanation's own forward pass (no extra pass)."""
-    spec = getattr(model, "spec", None)
-    if spec is None or not spec.explained_layers:
-        return None
-    module = dict(model.named_modules()).get(spec.explained_layers[-1])
-    if module is None:
-        return None
-    return module.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
-
-
-def feature_maps(model: Any, activation: Any, features: np.ndarray) -> np.ndarray | None:
-    """(C, F, h, w): each feature's score w_cj * a_j / (h * w) on the last explained layer's grid.
-
-    Exact when the classifier reads the global average of that layer (paper17's 4x4 pool): the maps of
-    feature j then sum to ``features[:, j]``. None for any other head (checked, not assumed).
-    """
-    import torch
-
-    head = dict(model.named_modules()).get(model.spec.classifier)
-    if head is None or activation.dim() != 4 or not isinstance(head, torch.nn.Linear):
-        return None
-    a = activation[0].double().cpu()
-    if a.shape[0] != head.in_features:
-        return None
-    w = head.weight.detach().double().cpu()
-    maps = (w[:, :, None, None] * a[None] / (a.shape[1] * a.shape[2])).numpy()
-    sums = maps.sum((2, 3))
-    done = np.isfinite(features).all(1)
-    if not np.allclose(
-        sums[done], features[done], rtol=1e-4, atol=1e-6 * np.abs(features[done]).max()
-    ):
-        return None
-    maps[~done] = np.nan
-    return maps.astype(np.float32)
+        return predict(model, image)

@@ -17,6 +17,9 @@ import numpy as np
 
 from retinaview.engine.prepare import PreparedMaps
 
+# The view of the main window's overlay; other views (a grid comparing methods) use names of their own.
+MAIN_VIEW = "main"
+
 
 @dataclass(frozen=True)
 class ExplainRequest:
@@ -25,7 +28,8 @@ class ExplainRequest:
     ``image``: a file path or an (H, W, 3) uint8 array. ``method``: a name from ``core.api.METHODS``.
     ``params``: keyword arguments of the method (JSON-serialisable, they are part of the cache key).
     ``keep_layers``: keep the per-layer maps (the layer inspector needs them; the overlay does not, and they
-    are most of a result's memory).
+    are most of a result's memory). ``generation``: the engine's number of the request, unique across views.
+    ``view``: where the maps are shown; each view's newest request wins.
     """
 
     image: Path | np.ndarray
@@ -33,6 +37,7 @@ class ExplainRequest:
     params: dict[str, Any] = field(default_factory=dict)
     keep_layers: bool = False
     generation: int = 0
+    view: str = MAIN_VIEW
 
     @property
     def path(self) -> Path | None:
@@ -56,7 +61,8 @@ def array_digest(image: np.ndarray) -> str:
 
 @dataclass
 class ModelInfo:
-    """The model the engine holds: ``model_id`` changes whenever the weights can differ."""
+    """The model the engine holds: ``model_id`` changes whenever the weights can differ; ``task`` says which
+    operations it offers (``"grading"``: probabilities and explanations; ``"vessels"``: segmentation)."""
 
     model_id: str
     arch: str
@@ -65,6 +71,7 @@ class ModelInfo:
     device: str
     input_size: int
     seconds: float = 0.0
+    task: str = "grading"
 
 
 @dataclass

@@ -1,15 +1,22 @@
 """The engine: one long-lived worker thread owns the model and the device; the GUI talks to it via `Engine`.
 
-Requests do not queue. The GUI thread writes the newest request into a locked inbox and wakes the worker;
-the worker takes whatever is newest when it is free, so flipping through 50 images runs at most two
-explanations (the one running and the last one). Every explain request carries a generation number and
-`Engine` delivers only results of the current generation (ndv's generation counter, napari's slicer).
+Requests do not queue. The GUI thread writes the newest request of each *view* into the worker's inbox
+(`retinaview.engine.inbox.Inbox`) and wakes the worker; the worker takes whatever is newest when it is free,
+so flipping through 50 images runs at most two explanations (the one running and the last one). A view is a
+place that shows maps (the main window's overlay is ``"main"``; a grid comparing methods asks with one view
+per cell): each view's newest request wins, independently of the others. Every explain request carries a
+generation number and `Engine` delivers only results of the current generation of their view (ndv's
+generation counter, napari's slicer).
 
 Explanations arrive class by class: the predicted class's maps go to the GUI as a partial result (same
-generation rule, never cached) while the other classes are computed, and a newer request stops the running
-explanation between two classes. Priorities in the worker: load a model > explain the image on screen >
-score the next image of the folder job. Folder scoring therefore never delays what the user is looking at, and is cancelled by emptying its
-queue. torch is imported inside the backend's functions, i.e. in the worker thread only.
+generation rule, never cached) while the other classes are computed, and a newer request for the same view
+stops the running explanation between two classes (the method's ``should_stop``). Priorities in the worker:
+load a model > explain (the main view first) > score the next image of the folder job. Folder scoring
+therefore never delays what the user is looking at, and is cancelled by emptying its queue. torch is
+imported inside the backend's functions, i.e. in the worker thread only.
+
+Signals: ``resultReady``, ``photoReady`` and ``failed`` carry the main view only (the main window's and the
+inspector's); ``viewResultReady(view, result)`` and ``viewFailed(view, message, path)`` carry every view.
 """
 
 from __future__ import annotations
@@ -17,36 +24,43 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from retinaview.core.common.geometry import IDENTITY, affine_from_geometry
+from retinaview.engine.backend import GRADING, Backend
 from retinaview.engine.cache import DEFAULT_MAX_BYTES, ResultCache
+from retinaview.engine.inbox import Inbox, WorkerThread, running_threads
 from retinaview.engine.prepare import prepare_explanation
-from retinaview.engine.requests import ExplainRequest, ExplainResult, ModelInfo, array_digest
+from retinaview.engine.requests import (
+    MAIN_VIEW,
+    ExplainRequest,
+    ExplainResult,
+    ModelInfo,
+    array_digest,
+)
 
+# Entries, not bytes: a probability row or a digest is a few dozen bytes.
 SCORE_CACHE_ENTRIES = 100_000
+DIGEST_CACHE_ENTRIES = 20_000
+
+# The inbox's slots and queue.
+MODEL, EXPLAIN, SCORES = "model", "explain", "scores"
 
 
-class _Inbox:
-    """What the GUI asked for, newest only; shared by the two threads under one lock."""
+@dataclass
+class _ScoreJob:
+    """The folder-scoring job's counters, shared by both threads under the inbox's lock."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.model: str | None = None
-        self.explain: ExplainRequest | None = None
-        self.scores: deque[Path] = deque()
-        self.job = 0
-        self.job_total = 0
-        self.job_done = 0
-        self.closing = False
+    job: int = 0
+    total: int = 0
+    done: int = 0
 
 
 class EngineWorker(QObject):
@@ -62,17 +76,19 @@ class EngineWorker(QObject):
     scoreProgress = Signal(int, int, int)
     scoreFinished = Signal(int, object)
 
-    def __init__(self, inbox: _Inbox, backend: Any, cache_bytes: int) -> None:
+    def __init__(self, inbox: Inbox, jobs: _ScoreJob, backend: Backend, cache_bytes: int) -> None:
         super().__init__()
         self._inbox = inbox
+        self._jobs = jobs
         self._backend = backend
         self._model: Any = None
         self._info: ModelInfo | None = None
+        self._load_error: str | None = None
         self.cache: ResultCache[ExplainResult] = ResultCache(
             cache_bytes, size_of=ExplainResult.nbytes
         )
-        self._scores: dict[tuple[str, str], np.ndarray] = {}
-        self._digests: dict[tuple[str, int, int], str] = {}
+        self._scores: ResultCache[np.ndarray] = ResultCache(SCORE_CACHE_ENTRIES, size_of=_one)
+        self._digests: ResultCache[str] = ResultCache(DIGEST_CACHE_ENTRIES, size_of=_one)
 
     @Slot()
     def pump(self) -> None:
@@ -88,17 +104,16 @@ class EngineWorker(QObject):
         with inbox.lock:
             if inbox.closing:
                 return None
-            if inbox.model is not None:
-                name, inbox.model = inbox.model, None
-                return lambda: self._load(name)
-            if self._model is None:
-                return None
-            if inbox.explain is not None:
-                req, inbox.explain = inbox.explain, None
-                return lambda: self._explain(req)
-            if inbox.scores:
-                path, job = inbox.scores.popleft(), inbox.job
-                return lambda: self._score(job, path)
+            item = inbox.take(MODEL)
+            if item is not None:
+                return functools.partial(self._load, item[1])
+            if self._model is None and self._load_error is None:
+                return None  # the first model is still loading: its requests wait for it
+            item = inbox.take(EXPLAIN, prefer=MAIN_VIEW)
+            if item is not None:
+                return functools.partial(self._explain, item[1])
+            if inbox.queued(SCORES):
+                return functools.partial(self._score, self._jobs.job, inbox.pop(SCORES))
         return None
 
     # --- tasks -------------------------------------------------------------------------------------
@@ -108,14 +123,31 @@ class EngineWorker(QObject):
         except (
             Exception
         ) as exc:  # the model file is the user's: any failure is a message, not a crash
-            self.modelFailed.emit(_one_line(exc, name))
+            message = _one_line(exc, name)
+            if self._model is None:
+                self._load_error = message
+            self.modelFailed.emit(message)
             return
-        self._model, self._info = model, info
+        self._model, self._info, self._load_error = model, info, None
         self.modelLoaded.emit(info)
 
+    def _usable(self, operation: str) -> None:
+        """Raise the reason a request cannot run on the current model (none loaded, or another task)."""
+        from retinaview.core.common.errors import RetinaviewError
+
+        if self._model is None:
+            raise RetinaviewError(f"no model loaded ({self._load_error})")
+        if self._info.task != GRADING:
+            raise RetinaviewError(
+                f"{self._info.source}: a {self._info.task} model cannot {operation} (it is not a grader)"
+            )
+
     def _explain(self, req: ExplainRequest) -> None:
+        from retinaview.core.common.errors import Cancelled
+
         t0 = time.perf_counter()
         try:
+            self._usable("explain a grade")
             key = self._key(req)
             hit = self.cache.get(key)
             if hit is not None:
@@ -125,8 +157,8 @@ class EngineWorker(QObject):
                 self.cache.put(key, result)
                 _trim_heap()
                 result = dataclasses.replace(result, seconds=time.perf_counter() - t0)
-            self._remember_score(key, result.probs)
-        except _Superseded:
+            self._scores.put((key[0], key[1]), result.probs)
+        except Cancelled:
             return
         except Exception as exc:
             self.explainFailed.emit(req.generation, _one_line(exc, req.label), req.path)
@@ -142,14 +174,17 @@ class EngineWorker(QObject):
         photo = load_image(req.path) if req.path is not None else coerce_image(req.image)
         self.photoLoaded.emit(req.generation, photo)
 
+        def should_stop() -> bool:
+            return self._superseded(req.view)
+
         def on_partial(ex: Any) -> None:
-            # Between two classes: the place to give up on an image the user has already left.
-            if self._superseded():
-                raise _Superseded
-            if ex.partial:  # the last one is the final result, which follows at once
+            # A stale partial result is not worth preparing: the method stops right after this call.
+            if not should_stop():
                 self.explained.emit(self._result(req, key, photo, ex, t0, ex.classes))
 
-        ex = self._backend.explain(self._model, photo, req.method, dict(req.params), on_partial)
+        ex = self._backend.explain(
+            self._model, photo, req.method, dict(req.params), on_partial, should_stop
+        )
         return self._result(req, key, photo, ex, t0)
 
     def _result(
@@ -189,45 +224,47 @@ class EngineWorker(QObject):
             done=done or (),
         )
 
-    def _superseded(self) -> bool:
-        """A newer request (or a model, or closing) is waiting: the running explanation is stale."""
+    def _superseded(self, view: str) -> bool:
+        """A newer request for the same view (or a model, or closing) is waiting: the running one is stale."""
         inbox = self._inbox
         with inbox.lock:
-            return inbox.explain is not None or inbox.model is not None or inbox.closing
+            return inbox.closing or inbox.waiting(MODEL) or inbox.waiting(EXPLAIN, view)
 
     def _score(self, job: int, path: Path) -> None:
         from retinaview.core.common.io import load_image
 
         try:
+            self._usable("score images")
             key = (self._digest(path), self._info.model_id)
             probs = self._scores.get(key)
             if probs is None:
                 probs = np.asarray(self._backend.predict(self._model, load_image(path)), np.float64)
-                if len(self._scores) < SCORE_CACHE_ENTRIES:
-                    self._scores[key] = probs
+                self._scores.put(key, probs)
         except Exception as exc:
             self.scoreFailed.emit(job, path, _one_line(exc, path.name))
         else:
             self.scored.emit(job, path, probs)
         inbox = self._inbox
         with inbox.lock:
-            if job != inbox.job:
+            if job != self._jobs.job:
                 return
-            inbox.job_done += 1
-            done, total, finished = inbox.job_done, inbox.job_total, not inbox.scores
+            self._jobs.done += 1
+            done, total, finished = self._jobs.done, self._jobs.total, not inbox.queued(SCORES)
         self.scoreProgress.emit(job, done, total)
         if finished:
             self.scoreFinished.emit(job, True)
 
     # --- keys --------------------------------------------------------------------------------------
     def _digest(self, path: Path) -> str:
+        """`retinaview.core.common.io.file_digest` of the file, remembered by (path, size, mtime)."""
         from retinaview.core.common.io import file_digest
 
         st = path.stat()
         memo = (str(path), st.st_size, st.st_mtime_ns)
         digest = self._digests.get(memo)
         if digest is None:
-            digest = self._digests[memo] = file_digest(path)
+            digest = file_digest(path)
+            self._digests.put(memo, digest)
         return digest
 
     def _key(self, req: ExplainRequest) -> tuple[str, ...]:
@@ -235,9 +272,10 @@ class EngineWorker(QObject):
         layers = "layers" if req.keep_layers else "maps"
         return (content, self._info.model_id, req.method, req.params_key(), layers)
 
-    def _remember_score(self, key: tuple[str, ...], probs: np.ndarray) -> None:
-        if len(self._scores) < SCORE_CACHE_ENTRIES:
-            self._scores[(key[0], key[1])] = probs
+
+def _one(_value: object) -> int:
+    """Every entry counts one (caches bounded by entries)."""
+    return 1
 
 
 def _trim_heap() -> None:
@@ -258,10 +296,6 @@ def _malloc_trim() -> Any:
         return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError, TypeError):
         return None
-
-
-class _Superseded(Exception):
-    """Raised from the partial-result callback to stop an explanation nobody waits for any more."""
 
 
 def _compact(ex: Any, keep_layers: bool) -> Any:
@@ -294,19 +328,23 @@ def _one_line(exc: BaseException, name: Any) -> str:
 class Engine(QObject):
     """GUI-thread handle on the worker thread. Create, connect signals, `start()`, and `close()` at the end.
 
-    ``backend``: object with ``load(name) -> (model, ModelInfo)``, ``explain(model, image, method, params,
-    on_partial) -> Explanation`` (calling ``on_partial(explanation)`` after each class when it can, the
-    predicted class first) and ``predict(model, image) -> probs``: `retinaview.engine.backend.TorchBackend` for
-    real models (the caller picks it, so that the GUI package never imports the torch side, not even
-    lazily), `retinaview.engine.fake.FakeBackend` for tests.
-    ``explain_fn(model, image, method, **params)`` replaces only the explanation (tests, other methods).
+    Parameters
+    ----------
+    backend : Backend
+        `retinaview.engine.backend.TorchBackend` for real models (the caller picks it, so that the GUI
+        package never imports the torch side, not even lazily); tests pass a stand-in.
+    model : str
+        The model to load first (``"default"``, an architecture name or a checkpoint path).
+    cache_bytes : int
+        Cap of the explanation cache.
+    parent : QObject, optional
     """
-
-    _running: set[QThread] = set()
 
     resultReady = Signal(object)
     photoReady = Signal(object)
     failed = Signal(str, object)
+    viewResultReady = Signal(str, object)
+    viewFailed = Signal(str, str, object)
     modelLoaded = Signal(object)
     modelFailed = Signal(str)
     scored = Signal(object, object)
@@ -314,29 +352,23 @@ class Engine(QObject):
     scoringProgress = Signal(int, int)
     # object, not bool: PySide6 6.12 miscounts references of bools sent through signals (crash at exit).
     scoringFinished = Signal(object)
-    _poke = Signal()
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         model: str = "default",
-        explain_fn: Any = None,
         cache_bytes: int = DEFAULT_MAX_BYTES,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        if explain_fn is not None:
-            backend = _WithExplain(backend, explain_fn)
-        self._inbox = _Inbox()
-        self._inbox.model = model
+        self._inbox = Inbox(slots=(MODEL, EXPLAIN), queues=(SCORES,))
+        self._inbox.put(MODEL, model)
+        self._jobs = _ScoreJob()
         self._generation = 0
-        self._job = 0
+        self._generations: dict[str, int] = {}
         self.model_info: ModelInfo | None = None
-        self._thread = QThread()
-        self._thread.setObjectName("retinaview-engine")
-        self._worker = EngineWorker(self._inbox, backend, cache_bytes)
-        self._worker.moveToThread(self._thread)
-        self._poke.connect(self._worker.pump)
+        self._worker = EngineWorker(self._inbox, self._jobs, backend, cache_bytes)
+        self._thread = WorkerThread(self._worker, "retinaview-engine", self._inbox, self)
         self._worker.explained.connect(self._on_explained)
         self._worker.photoLoaded.connect(self._on_photo)
         self._worker.explainFailed.connect(self._on_explain_failed)
@@ -346,36 +378,30 @@ class Engine(QObject):
         self._worker.scoreFailed.connect(self._on_score_failed)
         self._worker.scoreProgress.connect(self._on_progress)
         self._worker.scoreFinished.connect(self._on_finished)
-        self._thread.finished.connect(self._worker.deleteLater)
 
     @property
     def cache(self) -> ResultCache[ExplainResult]:
+        """The worker's explanation cache (read-only use from the GUI thread)."""
         return self._worker.cache
 
     @property
     def generation(self) -> int:
+        """The generation of the newest request of any view."""
         return self._generation
 
     def start(self) -> None:
         """Start the worker thread; it loads the initial model first."""
         self._thread.start()
-        Engine._running.add(self._thread)
-        self._poke.emit()
+        self._thread.poke()
 
     def close(self) -> None:
         """Drop pending work, let the running task finish, and stop the thread."""
-        with self._inbox.lock:
-            self._inbox.closing = True
-            self._inbox.explain = None
-            self._inbox.scores.clear()
-        self._thread.quit()
-        self._thread.wait()
-        Engine._running.discard(self._thread)
+        self._thread.close()
 
     @classmethod
     def running_threads(cls) -> int:
-        """Engine threads started and not yet closed, in this process (the tests' leak check)."""
-        return sum(t.isRunning() for t in cls._running)
+        """Worker threads (engine, layer mapper) started and not yet closed, in this process."""
+        return running_threads()
 
     def request(
         self,
@@ -383,61 +409,119 @@ class Engine(QObject):
         method: str = "rfscore",
         params: dict[str, Any] | None = None,
         keep_layers: bool = False,
+        view: str = MAIN_VIEW,
     ) -> int:
-        """Ask for an explanation; replaces any request not yet started. Returns its generation."""
+        """Ask for an explanation for ``view``; replaces that view's request not yet started.
+
+        Parameters
+        ----------
+        image : path or numpy.ndarray
+            A file or an (H, W, 3) uint8 image.
+        method : str
+            A method of `retinaview.core.explain.methods.METHODS`.
+        params : dict, optional
+            The method's parameters (JSON-serialisable; part of the cache key).
+        keep_layers : bool
+            Keep the per-layer maps (the layer inspector needs them).
+        view : str
+            Where the maps are shown (``"main"``: the main window; other names for other views, each of
+            which gets its newest request answered). Results come back with ``result.request.view``.
+
+        Returns
+        -------
+        int
+            The request's generation (unique across views).
+        """
         self._generation += 1
+        self._generations[view] = self._generation
         img = image if isinstance(image, np.ndarray) else Path(image)
-        req = ExplainRequest(img, method, dict(params or {}), keep_layers, self._generation)
-        with self._inbox.lock:
-            self._inbox.explain = req
-        self._poke.emit()
+        req = ExplainRequest(img, method, dict(params or {}), keep_layers, self._generation, view)
+        self._inbox.put(EXPLAIN, req, key=view)
+        self._thread.poke()
         return self._generation
+
+    def request_many(
+        self,
+        image: str | Path | np.ndarray,
+        methods: Iterable[tuple[str, str, dict[str, Any] | None]],
+        keep_layers: bool = False,
+    ) -> dict[str, int]:
+        """Ask for several explanations of one image at once, one per view (a grid comparing methods).
+
+        Parameters
+        ----------
+        image : path or numpy.ndarray
+        methods : iterable of (view, method, params)
+            One request per view; each replaces that view's pending request.
+        keep_layers : bool
+
+        Returns
+        -------
+        dict of str to int
+            Each view's generation.
+        """
+        return {
+            view: self.request(image, method, params, keep_layers, view)
+            for view, method, params in methods
+        }
 
     def load_model(self, name_or_path: str) -> None:
         """Load another model in the worker; `modelLoaded` or `modelFailed` answers. The old one stays
         in use until the new one has loaded."""
-        with self._inbox.lock:
-            self._inbox.model = str(name_or_path)
-        self._poke.emit()
+        self._inbox.put(MODEL, str(name_or_path))
+        self._thread.poke()
 
     def score(self, paths: Iterable[str | Path]) -> None:
         """Score every image (probabilities only) in the background; replaces a running scoring job."""
         paths = [Path(p) for p in paths]
         with self._inbox.lock:
-            self._job += 1
-            self._inbox.job = self._job
-            self._inbox.scores = deque(paths)
-            self._inbox.job_total = len(paths)
-            self._inbox.job_done = 0
+            self._jobs.job += 1
+            self._jobs.total, self._jobs.done = len(paths), 0
+            self._inbox.replace(SCORES, paths)
         if not paths:
             self.scoringFinished.emit(True)
             return
         self.scoringProgress.emit(0, len(paths))
-        self._poke.emit()
+        self._thread.poke()
 
     def cancel_scoring(self) -> None:
+        """Stop the folder-scoring job; `scoringFinished(False)` answers when one was running."""
         with self._inbox.lock:
-            was_running = bool(self._inbox.scores)
-            self._inbox.scores.clear()
-            self._job += 1
-            self._inbox.job = self._job
+            was_running = bool(self._inbox.queued(SCORES))
+            self._inbox.replace(SCORES, ())
+            self._jobs.job += 1
         if was_running:
             self.scoringFinished.emit(False)
 
     # --- from the worker ---------------------------------------------------------------------------
+    def _current(self, generation: int) -> str | None:
+        """The view whose newest request has ``generation``, or None when it is stale."""
+        for view, g in self._generations.items():
+            if g == generation:
+                return view
+        return None
+
     @Slot(object)
     def _on_explained(self, result: ExplainResult) -> None:
-        if result.request.generation == self._generation:
+        view = self._current(result.request.generation)
+        if view is None:
+            return
+        self.viewResultReady.emit(view, result)
+        if view == MAIN_VIEW:
             self.resultReady.emit(result)
 
     @Slot(int, object)
     def _on_photo(self, generation: int, photo: object) -> None:
-        if generation == self._generation:
+        if self._current(generation) == MAIN_VIEW:
             self.photoReady.emit(photo)
 
     @Slot(int, str, object)
     def _on_explain_failed(self, generation: int, message: str, path: object) -> None:
-        if generation == self._generation:
+        view = self._current(generation)
+        if view is None:
+            return
+        self.viewFailed.emit(view, message, path)
+        if view == MAIN_VIEW:
             self.failed.emit(message, path)
 
     @Slot(object)
@@ -447,36 +531,20 @@ class Engine(QObject):
 
     @Slot(int, object, object)
     def _on_scored(self, job: int, path: object, probs: object) -> None:
-        if job in (-1, self._job):
+        if job in (-1, self._jobs.job):
             self.scored.emit(path, probs)
 
     @Slot(int, object, str)
     def _on_score_failed(self, job: int, path: object, message: str) -> None:
-        if job == self._job:
+        if job == self._jobs.job:
             self.scoreFailed.emit(path, message)
 
     @Slot(int, int, int)
     def _on_progress(self, job: int, done: int, total: int) -> None:
-        if job == self._job:
+        if job == self._jobs.job:
             self.scoringProgress.emit(done, total)
 
     @Slot(int, object)
     def _on_finished(self, job: int, completed: bool) -> None:
-        if job == self._job:
+        if job == self._jobs.job:
             self.scoringFinished.emit(completed)
-
-
-class _WithExplain:
-    """A backend whose explanation is replaced by a function (tests inject a fake explain)."""
-
-    def __init__(self, backend: Any, explain_fn: Any) -> None:
-        self._backend, self._explain_fn = backend, explain_fn
-
-    def load(self, name: str):
-        return self._backend.load(name)
-
-    def explain(self, model, image, method, params, on_partial=None):
-        return self._explain_fn(model, image, method=method, **params)
-
-    def predict(self, model, image):
-        return self._backend.predict(model, image)

@@ -131,11 +131,6 @@ class Explanation:
         """Every map kind this explanation has, the method's own map first."""
         return (self.map_kind, *self.extra_maps, *self.differences)
 
-    @property
-    def partial(self) -> bool:
-        """Whether only some classes are computed yet (an explanation in progress)."""
-        return bool(self.classes) and len(self.classes) < len(self.logits)
-
     def kind(self, name: str) -> np.ndarray:
         """The (C, H, W) maps of kind ``name`` (one of `kinds`).
 

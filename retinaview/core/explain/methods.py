@@ -20,11 +20,12 @@ A method is a function registered under its name with ``@method("name")``::
   model as it found it (no hooks left behind, no module settings changed).
 - ``classes``: which classes to explain and in which order (`class_order`: None = all, the predicted class
   first; ``"predicted"`` = that class alone; or a sequence of class indices).
-- ``on_partial``: when given, called with an `Explanation` after each class (or each step) with the classes
-  done so far in ``classes`` and NaN rows for the rest, so a viewer shows the predicted class while the others
-  are computed. The callback may raise (the engine raises to give up on a stale image); let it propagate.
+- ``on_partial``: when given, called with an `Explanation` after each class (or each step) but the last, with
+  the classes done so far in ``classes`` and NaN rows for the rest, so a viewer shows the predicted class
+  while the others are computed. The final result is the return value, never passed to ``on_partial``.
 - ``should_stop``: when given, a method checks it between classes or steps (integrated gradients: between
-  batches of steps) and raises `retinaview.core.common.errors.Cancelled` when it returns True.
+  batches of steps), never after the last, and raises `retinaview.core.common.errors.Cancelled` (via
+  `stop_if`) when it returns True. Exceptions from either callback propagate.
 - Returns an `Explanation` with ``method`` set to its own name, ``maps`` (C, H, W) at the input's resolution
   (NaN rows for classes not asked for), ``map_kind`` (``"map"`` unless the method has several kinds),
   ``check_name`` and ``check`` (its own check as a relative error, e.g. ``"completeness error"``), and
@@ -260,6 +261,7 @@ def explain_rfscore(
     parts: list[Decomposition] = []
     totals: list[torch.Tensor] = []
     net = folded_for_explanation(model) if fold else model
+    head = dict(net.named_modules()).get(spec.classifier)
     for part in iter_decompose(net, x, spec.explained_layers, spec.classifier, classes, batched):
         parts.append(part)
         if map_to_input_space:
@@ -274,17 +276,17 @@ def explain_rfscore(
                     sigma_factor,
                 )
             totals.append(total + spread_constant(part.bias, size, sigma_factor))
-        if on_partial is not None or should_stop is not None:
-            ex = _assemble(model, merge(parts), totals, rfs, sigma_factor)
+        done = sum(len(p.order) for p in parts)
+        if done < len(class_order(int(part.logits.argmax()), len(part.logits), classes)):
             if on_partial is not None:
-                on_partial(ex)
-            if ex.partial:
-                stop_if(should_stop)
-    return _assemble(model, merge(parts), totals, rfs, sigma_factor)
+                on_partial(_assemble(model, head, merge(parts), totals, rfs, sigma_factor))
+            stop_if(should_stop)
+    return _assemble(model, head, merge(parts), totals, rfs, sigma_factor)
 
 
 def _assemble(
     model: nn.Module,
+    head: nn.Module | None,
     dec: Decomposition,
     totals: list[torch.Tensor],
     rfs: list[LayerRF],
@@ -305,6 +307,7 @@ def _assemble(
         for layer, rf in zip(dec.layers, rfs, strict=True)
     ]
     inp = expand_rows(dec.input, dec.order, n)
+    features = None if dec.features is None else expand_rows(dec.features, dec.order, n)
     if totals:
         maps, kind = expand_rows(torch.cat(totals), dec.order, n), "total"
         extra, differences = {"input": inp}, {"constant": ("total", "input")}
@@ -323,12 +326,55 @@ def _assemble(
         classes=tuple(dec.order),
         bias=expand_rows(dec.bias, dec.order, n),
         layers=layers,
-        features=None if dec.features is None else expand_rows(dec.features, dec.order, n),
+        features=features,
+        feature_maps=feature_maps(head, dec.activation, features),
         class_names=tuple(model.spec.class_names),
         params={"sigma_factor": sigma_factor, "classes": list(dec.order)},
     )
     ex.check = ex.residual()
     return ex
+
+
+def feature_maps(
+    head: nn.Module | None, activation: torch.Tensor | None, features: np.ndarray | None
+) -> np.ndarray | None:
+    """Where each classifier feature's score sits on the last explained layer's grid.
+
+    Exact when the classifier is a linear layer reading the global average of that layer (paper17's 4x4
+    average pool, ResNet's adaptive pool): feature j of class c is ``w_cj * mean(a_j)``, so
+    ``w_cj * a_j / (h * w)`` spreads it over the grid and sums to it. Checked against the decomposition's
+    feature scores, not assumed.
+
+    Parameters
+    ----------
+    head : torch.nn.Module or None
+        The classifier module of the model that ran (the folded copy's: same weights).
+    activation : torch.Tensor or None
+        (F, h, w) the last explained layer's activation from the same forward pass.
+    features : numpy.ndarray or None
+        (C, F) the decomposition's feature scores ``w_cj * f_j`` (NaN rows: classes not computed).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        (C, F, h, w) float32, NaN rows where ``features`` is NaN; None for any other head.
+    """
+    if features is None or activation is None or activation.dim() != 3:
+        return None
+    if not isinstance(head, nn.Linear) or activation.shape[0] != head.in_features:
+        return None
+    a = activation.double()
+    w = head.weight.detach().double().cpu()
+    maps = (w[:, :, None, None] * a[None] / (a.shape[1] * a.shape[2])).numpy()
+    done = np.isfinite(features).all(1)
+    if not done.any():
+        return None
+    sums = maps[done].sum((2, 3))
+    scale = float(np.abs(features[done]).max())
+    if not np.allclose(sums, features[done], rtol=1e-4, atol=1e-6 * scale):
+        return None
+    maps[~done] = np.nan
+    return maps.astype(np.float32)
 
 
 def run_method(name: str, model: nn.Module, x: torch.Tensor, **params: Any) -> Explanation:
@@ -360,6 +406,10 @@ def run_method(name: str, model: nn.Module, x: torch.Tensor, **params: Any) -> E
         raise RetinaviewError(
             f"unknown explanation method {name!r} (known: {', '.join(sorted(METHODS))})"
         ) from None
+    # The callbacks are optional for the caller: None is not passed, so a method need not name them.
+    for name in ("on_partial", "should_stop"):
+        if name in params and params[name] is None:
+            del params[name]
     t0 = time.perf_counter()
     result = fn(model, x, **params)
     result.seconds = time.perf_counter() - t0

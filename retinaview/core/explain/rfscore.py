@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -67,7 +68,7 @@ UNSUPPORTED = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNo
 
 
 @dataclass
-class LayerMaps:
+class LayerScores:
     """Per explained layer, hidden space: S_i and S_k per class, both (C, h, w)."""
 
     name: str
@@ -84,12 +85,14 @@ class Decomposition:
 
     logits: torch.Tensor  # (C,) all classes, in class order
     input: torch.Tensor  # (C, H, W): x * df_c/dx summed over colour channels
-    layers: list[LayerMaps]
+    layers: list[LayerScores]
     bias: (
         torch.Tensor
     )  # (C,): every constant after the last explained layer (the output bias for paper17)
     features: torch.Tensor | None = None  # (C, F): w_cj * f_j at the classifier's input
     order: list[int] = field(default_factory=list)  # classes in the order they were computed
+    # (ch, h, w): the last explained layer's activation in this forward pass (the feature maps' source)
+    activation: torch.Tensor | None = None
 
 
 def _constant(module: nn.Module) -> torch.Tensor | None:
@@ -218,10 +221,21 @@ def _has_own_constant(module: nn.Module) -> bool:
     )
 
 
-def _disable_inplace(model: nn.Module) -> None:
-    for m in model.modules():
-        if getattr(m, "inplace", False) is True:
-            m.inplace = False
+@contextmanager
+def inplace_disabled(model: nn.Module) -> Iterator[None]:
+    """Turn off ``inplace`` on every module that has it while the block runs, and turn it back on after.
+
+    An in-place activation overwrites the output the decomposition records; the forward pass recorded with
+    them off keeps its own graph, so the caller's model is restored on exit (as zennit's canonizers do).
+    """
+    changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in changed:
+        m.inplace = False
+    try:
+        yield
+    finally:
+        for m in changed:
+            m.inplace = True
 
 
 def decompose(
@@ -249,7 +263,7 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
         logits=first.logits,
         input=torch.cat([p.input for p in parts]),
         layers=[
-            LayerMaps(
+            LayerScores(
                 layer.name,
                 torch.cat([p.layers[k].si for p in parts]),
                 torch.cat([p.layers[k].sk for p in parts]),
@@ -259,6 +273,7 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
         bias=torch.cat([p.bias for p in parts]),
         features=None if first.features is None else torch.cat([p.features for p in parts]),
         order=[c for p in parts for c in p.order],
+        activation=first.activation,
     )
 
 
@@ -276,7 +291,6 @@ def iter_decompose(
         raise ValueError("decompose expects one image: a (1, 3, H, W) tensor")
     if model.training:
         raise RetinaviewError("the model must be in eval mode for an exact decomposition")
-    _disable_inplace(model)
     recorder = _Recorder(model, layer_names, classifier)
     # Parameters that require gradients make every convolution's backward compute its weight gradient too,
     # even when only activations are asked for: about 2x the backward cost. The graph is built without them.
@@ -285,7 +299,7 @@ def iter_decompose(
         for p in params:
             p.requires_grad_(False)
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), inplace_disabled(model):
             logits = model(x)
             if recorder.mutated():
                 recorder.reset()
@@ -349,6 +363,7 @@ def iter_decompose(
     if features is not None and features.dim() == 2 and classifier:
         weight = dict(model.named_modules())[classifier].weight.detach()
     logits_cpu = logits.detach().cpu()
+    activation = events[layer_events[-1]][2][0].detach()[0].cpu() if layer_events else None
     for step, grads in _gradients(logits, wanted, classes, batched):
         input_map, si_maps, sk_maps, tail = maps(grads)
         feats = None
@@ -358,12 +373,13 @@ def iter_decompose(
             logits=logits_cpu,
             input=input_map,
             layers=[
-                LayerMaps(name, si, sk)
+                LayerScores(name, si, sk)
                 for name, si, sk in zip(layer_names, si_maps, sk_maps, strict=True)
             ],
             bias=tail,
             features=feats,
             order=step,
+            activation=activation,
         )
 
 

@@ -15,6 +15,12 @@ from torch import nn
 
 DR_CLASSES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
 
+# What a model does. "grading": one class per image (probabilities, explanations); "vessels": a map per pixel
+# (Maninis et al. 2016, DRIU). Each task has its own operations in the engine's backend.
+GRADING = "grading"
+VESSELS = "vessels"
+TASKS = (GRADING, VESSELS)
+
 # Fundus photographs are mostly red and dark; these statistics of the synthetic training set and of EyePACS
 # photographs after the `paper` chain keep the first layer's inputs near zero mean and unit spread.
 FUNDUS_MEAN = (0.45, 0.25, 0.12)
@@ -25,7 +31,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a caller needs to feed a model and read its explanation."""
+    """What a caller needs to feed a model and read its output.
+
+    ``task``: what the model does (`TASKS`): ``"grading"`` (class probabilities and explanations) or
+    ``"vessels"`` (a vessel map per pixel); the engine's backend offers the operations of the model's task.
+    """
 
     arch: str
     input_size: int
@@ -37,6 +47,7 @@ class ModelSpec:
     classifier: str
     config: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    task: str = GRADING
 
     @property
     def num_classes(self) -> int:
@@ -54,6 +65,7 @@ class Architecture:
     mean: tuple[float, float, float] = FUNDUS_MEAN
     std: tuple[float, float, float] = FUNDUS_STD
     description: str = ""
+    task: str = GRADING
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -77,8 +89,14 @@ def get_architecture(name: str) -> Architecture:
 def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Module, ModelSpec]:
     """Build an untrained model of a registered architecture and its spec."""
     arch = get_architecture(name)
+    from retinaview.core.common.errors import CheckpointError
+
     config = dict(config or {})
     num_classes = int(config.setdefault("num_classes", len(DR_CLASSES)))
+    # Saved with the config, so a checkpoint says what it does; one without a task is a grader.
+    task = str(config.setdefault("task", arch.task))
+    if task not in TASKS:
+        raise CheckpointError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
     model = arch.build(**config)
     class_names = tuple(config.get("class_names") or DR_CLASSES[:num_classes])
     spec = ModelSpec(
@@ -91,6 +109,7 @@ def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Mod
         explained_layers=tuple(arch.layers(model)),
         classifier=arch.classifier,
         config={k: v for k, v in config.items() if k != "class_names"},
+        task=task,
     )
     return model, spec
 

@@ -1,4 +1,4 @@
-"""A numpy-only stand-in for the torch backend: tests, GUI benchmarks and screenshots without a model.
+"""A numpy-only stand-in for the torch backend, for tests and GUI benchmarks only (never part of the app).
 
 It produces explanations with the real `Explanation` layout and its invariants (the total map of each class
 sums to the logit; the conservation residual is at float precision), from cheap image statistics, so the
@@ -7,6 +7,7 @@ GUI can be exercised in milliseconds instead of seconds. It is not a classifier.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -95,7 +96,11 @@ class FakeBackend:
         method: str,
         params: dict[str, Any],
         on_partial: Callable[[Explanation], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Explanation:
+        """A made-up explanation; ``should_stop`` is checked between classes like a real method."""
+        from retinaview.core.common.errors import Cancelled
+
         t0 = time.perf_counter()
         n = model.input_size
         display = _square(image, n)
@@ -111,12 +116,46 @@ class FakeBackend:
         for i in range(1, c + 1):
             if self.delay:
                 time.sleep(self.delay / c)
+            if i == c:
+                break
             if on_partial is not None:
                 on_partial(_only(ex, order[:i], time.perf_counter() - t0))
+            if should_stop is not None and should_stop():
+                raise Cancelled("explanation no longer wanted")
         ex.params = {"classes": order}
         ex.classes = tuple(order)
         ex.seconds = time.perf_counter() - t0
         return ex
+
+
+class HeldBackend:
+    """A backend whose first explanation is held until `release` is set (deterministic stale-result tests).
+
+    The held explanation ignores ``should_stop``, like a method that cannot stop part-way: its result does
+    reach the engine after newer requests were sent, so only the engine's generation filter keeps it off the
+    screen. ``calls`` records the top-left red value of each explained image (tests mark images with it).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[int] = []
+
+    def load(self, name: str):
+        return self.inner.load(name)
+
+    def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
+        return self.inner.predict(model, image)
+
+    def explain(self, model, image, method, params, on_partial=None, should_stop=None):
+        self.calls.append(int(image[0, 0, 0]))
+        if len(self.calls) == 1:
+            self.started.set()
+            if not self.release.wait(30):
+                raise TimeoutError("the held explanation was never released")
+            return self.inner.explain(model, image, method, params)
+        return self.inner.explain(model, image, method, params, on_partial, should_stop)
 
 
 def _only(ex: Explanation, classes: list[int], seconds: float) -> Explanation:
