@@ -123,7 +123,9 @@ def test_strip_click_region_and_signed_maps(qtbot, panel, folder):
     name = "stage2.relu2_2"
     qtbot.mouseClick(panel.strip_buttons[name], Qt.MouseButton.LeftButton)
     assert panel.selected == name
-    np.testing.assert_array_equal(panel.cam.image, cam_index(result.gradcams[name], False))
+    np.testing.assert_array_equal(
+        panel.cam.image, cam_index(result.gradcams[name], False, result.fov)
+    )
     region = (20.0, 30.0, 60.0, 70.0)
     boxed = _shown(
         qtbot, panel, lambda: panel.set_region(region), check=lambda r: r.request.params["region"]
@@ -138,7 +140,9 @@ def test_strip_click_region_and_signed_maps(qtbot, panel, folder):
         check=lambda r: r.request.params["signed"],
     )
     assert panel.selected == name
-    np.testing.assert_array_equal(panel.cam.image, cam_index(signed.gradcams[name], True))
+    np.testing.assert_array_equal(
+        panel.cam.image, cam_index(signed.gradcams[name], True, signed.fov)
+    )
 
 
 class _Drag:

@@ -51,6 +51,7 @@ from retinaview.engine.requests import (
     VESSELS_VIEW,
     SegmentResult,
 )
+from retinaview.ui.overlay_view import Title, link_views
 from retinaview.ui.theme import ACCENT, IMAGE_BACKGROUND, MUTED, TEXT
 
 THROTTLE_MS = 150
@@ -64,19 +65,31 @@ BRANCH_TIPS = (
     "Side output of the third stage, upsampled 4x",
     "Side output of the fourth stage, upsampled 8x: the coarse vessel tree",
 )
-THUMB = 84
+THUMB = (
+    96  # pixels of a strip picture; the strip shows them at 40 to 96 px, all in the panel's width
+)
+THUMB_MIN = 40
 # Vessels in a light blue that stands apart from the fundus' reds and from the grader's map colours.
 VESSEL_DARK = np.array((20, 90, 200), np.float64)
 VESSEL_LIGHT = np.array((150, 235, 255), np.float64)
+# Under the grader's maps the vessels are a neutral grey-white, so that no map colour is taken.
+UNDERLAY_DARK = np.array((150, 150, 150), np.float64)
+UNDERLAY_LIGHT = np.array((245, 245, 245), np.float64)
+UNDERLAY_ALPHA = 150
 
 
-def vessel_lut(threshold: float, alpha: int = 255) -> np.ndarray:
+def vessel_lut(
+    threshold: float,
+    alpha: int = 255,
+    dark: np.ndarray = VESSEL_DARK,
+    light: np.ndarray = VESSEL_LIGHT,
+) -> np.ndarray:
     """(256, 4) uint8 lookup table of a probability index image (index = probability x 255): transparent
-    below ``threshold``, then dark to light blue up to probability 1."""
+    below ``threshold``, then ``dark`` to ``light`` (blue by default) up to probability 1."""
     p = np.arange(256, dtype=np.float64) / 255.0
     t = np.clip((p - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)[:, None]
     out = np.zeros((256, 4), np.uint8)
-    out[:, :3] = np.rint(VESSEL_DARK * (1 - t) + VESSEL_LIGHT * t)
+    out[:, :3] = np.rint(dark * (1 - t) + light * t)
     out[:, 3] = np.where(p >= threshold, alpha, 0)
     return out
 
@@ -89,15 +102,21 @@ def probability_index(probability: np.ndarray, fov: np.ndarray | None = None) ->
     return np.ascontiguousarray(index)
 
 
-def cam_index(cam: np.ndarray, signed: bool) -> np.ndarray:
+def cam_index(cam: np.ndarray, signed: bool, fov: np.ndarray | None = None) -> np.ndarray:
     """(S, S) uint8 index of a Grad-CAM map: 128 + 127 x map / max|map| when signed (index 128 = 0),
-    else 255 x map / max."""
-    peak = float(np.max(np.abs(cam))) if cam.size else 0.0
+    else 255 x map / max; the maximum over the field of view, and nothing drawn outside it (the black
+    border around the fundus would otherwise frame every map)."""
+    inside = np.ones(cam.shape, bool) if fov is None else fov
+    zero = 128 if signed else 0
+    peak = float(np.max(np.abs(cam[inside]))) if inside.any() else 0.0
     if peak <= 0 or not np.isfinite(peak):
-        return np.full(cam.shape, 128 if signed else 0, np.uint8)
+        return np.full(cam.shape, zero, np.uint8)
     if signed:
-        return np.rint(128 + 127 * np.clip(cam / peak, -1, 1)).astype(np.uint8)
-    return np.rint(255 * np.clip(cam / peak, 0, 1)).astype(np.uint8)
+        index = np.rint(128 + 127 * np.clip(cam / peak, -1, 1)).astype(np.uint8)
+    else:
+        index = np.rint(255 * np.clip(cam / peak, 0, 1)).astype(np.uint8)
+    index[~inside] = zero
+    return index
 
 
 def cam_lut(signed: bool) -> np.ndarray:
@@ -200,12 +219,17 @@ class VesselColourBar(QWidget):
         painter.fillRect(bar, grad)
         painter.setPen(QPen(QColor(MUTED)))
         painter.drawRect(bar)
+        cut_text = f"{self.threshold:.2f}"
+        cut_x = bar.left() + self.threshold * bar.width()
+        cut_half = fm.horizontalAdvance(cut_text) / 2 + 4
         for value, colour in ((0.0, MUTED), (self.threshold, TEXT), (1.0, MUTED)):
             x = bar.left() + value * bar.width()
             painter.setPen(QPen(QColor(colour)))
             painter.drawLine(int(x), int(bar.bottom()), int(x), int(bar.bottom()) + 3)
-            text = f"{value:.2f}" if 0 < value < 1 else f"{value:.0f}"
+            text = cut_text if value == self.threshold else f"{value:.0f}"
             tw = fm.horizontalAdvance(text)
+            if value != self.threshold and abs(x - cut_x) < cut_half + tw / 2:
+                continue  # the threshold's own label is the one to read
             tx = min(max(x - tw / 2, 0), self.width() - tw)
             painter.drawText(int(tx), int(bar.bottom()) + 4 + fm.ascent(), text)
         painter.end()
@@ -278,14 +302,13 @@ class VesselsPanel(QWidget):
         self.views = pg.GraphicsLayoutWidget()
         self.views.setBackground(IMAGE_BACKGROUND)
         self.views.ci.setContentsMargins(6, 4, 6, 6)
-        self.map_title = pg.LabelItem(justify="left", color=TEXT, size="11pt")
-        self.cam_title = pg.LabelItem(justify="left", color=TEXT, size="11pt")
+        self.map_title = Title(justify="left", color=TEXT, size="11pt")
+        self.cam_title = Title(justify="left", color=TEXT, size="11pt")
         self.box = RegionBox()
         self.cam_box = pg.ViewBox(
             lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.01
         )
-        self.cam_box.setXLink(self.box)
-        self.cam_box.setYLink(self.box)
+        link_views([self.box, self.cam_box])
         self.views.ci.addItem(self.map_title, row=0, col=0)
         self.views.ci.addItem(self.cam_title, row=0, col=1)
         self.views.ci.addItem(self.box, row=1, col=0)
@@ -302,6 +325,12 @@ class VesselsPanel(QWidget):
         self.cam_box.addItem(self.cam_photo)
         self.cam_box.addItem(self.cam)
         self.box.regionDrawn.connect(self.set_region)
+        # The region drawn on the photograph, shown on the enlarged map too.
+        self.cam_rect = QGraphicsRectItem()
+        self.cam_rect.setPen(self.box.rect_item.pen())
+        self.cam_rect.setZValue(3)
+        self.cam_rect.hide()
+        self.cam_box.addItem(self.cam_rect, ignoreBounds=True)
 
         # The Grad-CAM strip, input to output; a click enlarges a layer on the right.
         self.strip = QWidget()
@@ -314,8 +343,10 @@ class VesselsPanel(QWidget):
         strip_scroll.setWidget(self.strip)
         strip_scroll.setWidgetResizable(True)
         strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        strip_scroll.setFixedHeight(THUMB + 52)
         strip_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.strip_scroll = strip_scroll
+        self.thumb = THUMB
+        self._size_strip()
 
         self.message = QLabel("Open an image in the main window")
         self.message.setObjectName("muted")
@@ -328,6 +359,8 @@ class VesselsPanel(QWidget):
         centre_layout.addWidget(self.views, 1)
         strip_title = QLabel("Grad-CAM at every layer, input to output (click one to enlarge it)")
         strip_title.setObjectName("muted")
+        strip_title.setContentsMargins(8, 2, 8, 0)
+        self.message.setContentsMargins(8, 0, 8, 4)
         centre_layout.addWidget(strip_title)
         centre_layout.addWidget(strip_scroll)
         centre_layout.addWidget(self.message)
@@ -414,10 +447,15 @@ class VesselsPanel(QWidget):
         self.target_text = QLabel()
         self.target_text.setObjectName("muted")
         self.target_text.setWordWrap(True)
+        self.cam_colours = QLabel()
+        self.cam_colours.setObjectName("muted")
+        self.cam_colours.setWordWrap(True)
+        self.cam_colours.setTextFormat(Qt.TextFormat.RichText)
         cl.addWidget(self.region_button, 0, 0)
         cl.addWidget(self.clear_region, 0, 1)
         cl.addWidget(self.signed, 1, 0, 1, 2)
         cl.addWidget(self.target_text, 2, 0, 1, 2)
+        cl.addWidget(self.cam_colours, 3, 0, 1, 2)
         lay.addWidget(cam_box)
         lay.addStretch(1)
 
@@ -430,6 +468,7 @@ class VesselsPanel(QWidget):
         self._set_threshold(self.threshold)
         self._apply_layer()
         self._show_target()
+        self._show_colours(False)
 
         scroll = QScrollArea()
         scroll.setWidget(side)
@@ -459,6 +498,7 @@ class VesselsPanel(QWidget):
         if path != self.image:
             self.region = None
             self.box.show_region(None)
+            self.cam_rect.hide()
             self._show_target()
         self.image = path
         if self.isVisible():
@@ -507,6 +547,8 @@ class VesselsPanel(QWidget):
         photograph pixels), or of the whole image for None."""
         self.region = None if region is None else tuple(float(v) for v in region)
         self.box.show_region(self.region)
+        self.cam_rect.setRect(self.box.rect_item.rect())
+        self.cam_rect.setVisible(self.region is not None)
         self.region_button.setChecked(False)
         self._show_target()
         self.schedule()
@@ -584,19 +626,38 @@ class VesselsPanel(QWidget):
                 b = QToolButton()
                 b.setText(_layer_label(name))
                 b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-                b.setIconSize(QSize(THUMB, THUMB))
+                b.setIconSize(QSize(self.thumb, self.thumb))
                 b.setCheckable(True)
                 b.setAutoExclusive(True)
-                b.setToolTip(f"Grad-CAM at {name}")
+                b.setToolTip(f"Grad-CAM at {_layer_tip(name)}")
                 b.clicked.connect(lambda _=False, n=name: self.enlarge(n))
                 self.strip_layout.insertWidget(k, b)
                 self.strip_buttons[name] = b
         for name, cam in result.gradcams.items():
-            self.strip_buttons[name].setIcon(QIcon(_thumbnail(cam_index(cam, signed), table)))
+            self.strip_buttons[name].setIcon(
+                QIcon(_thumbnail(cam_index(cam, signed, result.fov), table))
+            )
+        self._size_strip()
         if self.selected not in result.gradcams:
             self.selected = names[-1] if names else None
         if self.selected is not None:
             self.enlarge(self.selected)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._size_strip()
+
+    def _size_strip(self) -> None:
+        """Pictures as large as the strip's width allows for all layers at once (scrolling below
+        `THUMB_MIN`), and the strip as high as its pictures."""
+        n = max(len(self.strip_buttons), 14)
+        room = self.strip_scroll.viewport().width() - 8
+        # A tool button is its picture plus the style's padding and border (about 28 px) and the spacing.
+        side = int(min(THUMB, max(THUMB_MIN, room / n - 4 - 28)))
+        self.thumb = side
+        for b in self.strip_buttons.values():
+            b.setIconSize(QSize(side, side))
+        self.strip_scroll.setFixedHeight(side + 52)
 
     @Slot(str)
     def enlarge(self, name: str) -> None:
@@ -608,19 +669,24 @@ class VesselsPanel(QWidget):
         self.strip_buttons[name].setChecked(True)
         signed = bool(result.request.params.get("signed", False))
         cam = result.gradcams[name]
-        self.cam.setImage(cam_index(cam, signed), levels=(0, 255), autoLevels=False)
+        self.cam.setImage(cam_index(cam, signed, result.fov), levels=(0, 255), autoLevels=False)
         self.cam.setLookupTable(cam_lut(signed))
-        kind = "signed, for / against" if signed else "ReLU"
-        pal = palette(DEFAULT_PALETTE)
-        colours = (
-            f"<span style='color:rgb{pal.pos}'>{pal.pos_word}</span> raises the target, "
-            f"<span style='color:rgb{pal.neg}'>{pal.neg_word}</span> lowers it"
-            if signed
-            else "brighter = more"
-        )
+        kind = "signed" if signed else "ReLU"
         self.cam_title.setText(
-            f"Grad-CAM · {name} <span style='color:{MUTED}'>({kind}; {colours})</span>"
+            f"Grad-CAM · {_layer_label(name)} <span style='color:{MUTED}'>({kind})</span>"
         )
+        self._show_colours(signed)
+
+    def _show_colours(self, signed: bool) -> None:
+        if signed:
+            pal = palette(DEFAULT_PALETTE)
+            text = (
+                f"<span style='color:rgb{pal.pos}'>■</span> {pal.pos_word}: raises the target; "
+                f"<span style='color:rgb{pal.neg}'>■</span> {pal.neg_word}: lowers it"
+            )
+        else:
+            text = "Brighter: raises the target more (negative parts cut by ReLU)"
+        self.cam_colours.setText(text)
 
     def _show_figures(self, result: SegmentResult) -> None:
         s = result.scores
@@ -662,10 +728,17 @@ class VesselsPanel(QWidget):
 
 
 def _layer_label(name: str) -> str:
-    """A short caption: ``stage3.relu3_2`` -> ``conv3_2``; side outputs by their branch name."""
+    """A short caption: ``stage3.relu3_2`` -> ``conv3_2``; ``side2`` -> ``side 2``."""
     if name.startswith("side"):
-        return BRANCHES[int(name[4:]) - 1]
+        return f"side {name[4:]}"
     return name.split(".")[-1].replace("relu", "conv")
+
+
+def _layer_tip(name: str) -> str:
+    if name.startswith("side"):
+        k = int(name[4:]) - 1
+        return f"side output {k + 1} ({BRANCHES[k]}): {BRANCH_TIPS[k]}"
+    return f"{_layer_label(name)} (the ReLU after it, {name})"
 
 
 def _row(*widgets) -> QHBoxLayout:
@@ -715,7 +788,8 @@ class VesselUnderlay(QObject):
             return
         self.result = result
         index = probability_index(result.probability, result.fov)
-        self.viewer.set_underlay(index, result.to_photo, vessel_lut(result.threshold, alpha=200))
+        table = vessel_lut(result.threshold, UNDERLAY_ALPHA, UNDERLAY_DARK, UNDERLAY_LIGHT)
+        self.viewer.set_underlay(index, result.to_photo, table)
 
 
 class VesselsMenu(QObject):
