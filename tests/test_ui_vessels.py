@@ -237,3 +237,22 @@ def test_main_window_opens_the_panel_and_lays_vessels_under_the_maps(qtbot, mode
     qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
     win.close()
     assert not panel.isVisible()
+
+
+def test_a_slider_drag_is_throttled(qtbot, panel, folder, monkeypatch):
+    _shown(qtbot, panel, lambda: panel.set_image(_synth(folder)[0]))
+    asked: list[dict] = []
+    segment = panel.engine.segment
+    monkeypatch.setattr(
+        panel.engine,
+        "segment",
+        lambda image, params, view: asked.append(params) or segment(image, params, view),
+    )
+    for v in range(11, 31):  # a drag from 1.1 to 3.0 in twenty steps
+        panel.weight_sliders[3].slider.setValue(v)
+    assert asked == []
+    result = _shown(
+        qtbot, panel, lambda: None, check=lambda r: r.request.params["branch_weights"][3] == 3.0
+    )
+    assert len(asked) == 1 and asked[0]["branch_weights"] == [1.0, 1.0, 1.0, 3.0]
+    assert result.request.params == asked[0]
