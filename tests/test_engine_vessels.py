@@ -133,7 +133,9 @@ def engine(qtbot, models):
     eng = Engine(TorchBackend(), model=str(models[1]))
     with qtbot.waitSignal(eng.modelLoaded, timeout=60_000):
         eng.start()
-    eng.load_vessel_model(str(models[0]))
+    # Waited for: a later vessel model asked for before this one starts would replace it (newest wins).
+    with qtbot.waitSignal(eng.vesselModelLoaded, timeout=60_000):
+        eng.load_vessel_model(str(models[0]))
     yield eng
     eng.close()
 
@@ -221,3 +223,17 @@ def test_a_bad_mask_is_one_line(qtbot, engine, tmp_path):
         engine.segment(tmp_path / "eye.png")
     view, message, _path = blocker.args
     assert view == VESSELS_VIEW and "eye_vessels.png" in message and "20x20" in message
+
+
+def test_a_mask_put_beside_the_image_later_is_read(qtbot, engine, tmp_path):
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (PHOTO, PHOTO, 3), dtype=np.uint8)).save(
+        tmp_path / "a.png"
+    )
+    before = _segment(qtbot, engine, tmp_path / "a.png")
+    assert before.scores is None
+    mask = np.zeros((PHOTO, PHOTO), np.uint8)
+    mask[30:40, :] = 255
+    Image.fromarray(mask).save(tmp_path / "a_vessels.png")
+    after = _segment(qtbot, engine, tmp_path / "a.png")
+    assert not after.cached and after.mask == "a_vessels.png" and after.scores is not None

@@ -51,7 +51,9 @@ def engine(qtbot, models):
     eng = Engine(TorchBackend(), model=str(models[1]))
     with qtbot.waitSignal(eng.modelLoaded, timeout=60_000):
         eng.start()
-    eng.load_vessel_model(str(models[0]))
+    # Waited for: a later vessel model asked for before this one starts would replace it (newest wins).
+    with qtbot.waitSignal(eng.vesselModelLoaded, timeout=60_000):
+        eng.load_vessel_model(str(models[0]))
     yield eng
     eng.close()
 
@@ -200,7 +202,7 @@ def test_an_image_without_a_mask_says_so(qtbot, panel, folder):
 def test_text_fits(qtbot, panel, folder, size):
     _shown(qtbot, panel, lambda: panel.set_image(_synth(folder)[0]))
     panel.resize(*size)
-    panel.set_region((10, 10, 50, 60))
+    _shown(qtbot, panel, lambda: panel.set_region((10, 10, 50, 60)))
     qtbot.wait(50)
     problems = text_problems(panel)
     assert problems == [], "\n".join(problems)
@@ -256,3 +258,36 @@ def test_a_slider_drag_is_throttled(qtbot, panel, folder, monkeypatch):
     )
     assert len(asked) == 1 and asked[0]["branch_weights"] == [1.0, 1.0, 1.0, 3.0]
     assert result.request.params == asked[0]
+
+
+def test_a_grader_opened_as_vessel_model_is_one_line_and_the_old_one_stays(
+    qtbot, panel, models, folder
+):
+    _shown(qtbot, panel, lambda: panel.set_image(_synth(folder)[0]))
+    with qtbot.waitSignal(panel.failedShown, timeout=60_000) as blocker:
+        panel.load_model(str(models[1]))
+    assert "not a vessel segmentation model" in blocker.args[0]
+    assert "not a vessel segmentation model" in panel.message.text()
+    # Opening the vessel model again asks for the current image again.
+    result = _shown(qtbot, panel, lambda: panel.load_model(str(models[0])))
+    assert result.model.arch == "driu"
+
+
+def test_underlay_failure_is_a_notice(qtbot, models, folder):
+    from retinaview.ui.main_window import MainWindow
+
+    engine = Engine(TorchBackend(), model=str(models[1]))
+    win = MainWindow(engine, restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(engine.modelLoaded, timeout=60_000):
+        engine.start()
+    with qtbot.waitSignal(engine.vesselModelFailed, timeout=60_000):
+        engine.load_vessel_model(str(models[1]))  # a grader: refused
+    with qtbot.waitSignal(win.resultShown, timeout=60_000):
+        win.open_path(_synth(folder)[0])
+    with qtbot.waitSignal(win.noticeShown, timeout=60_000) as blocker:
+        win.actions["vessel_underlay"].trigger()
+    assert blocker.args[0].startswith("Vessels under the maps:")
+    assert "not a vessel segmentation model" in blocker.args[0]
+    win.close()

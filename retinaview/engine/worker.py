@@ -284,6 +284,7 @@ class EngineWorker(QObject):
 
     def _segment(self, req: SegmentRequest) -> None:
         from retinaview.core.common.errors import RetinaviewError
+        from retinaview.engine.vessel_masks import find_vessel_mask
 
         t0 = time.perf_counter()
         try:
@@ -293,7 +294,10 @@ class EngineWorker(QObject):
             content = (
                 self._digest(path) if path is not None else array_digest(np.asarray(req.image))
             )
-            key = (content, self._vessel_info.model_id, req.params_key())
+            # A vessel mask put beside the image (or changed) later makes a new result.
+            mask = find_vessel_mask(path) if path is not None else None
+            mask_id = "" if mask is None else _file_id(mask)
+            key = (content, self._vessel_info.model_id, req.params_key(), mask_id)
             hit = self.segment_cache.get(key)
             if hit is not None:
                 result = dataclasses.replace(hit, request=req, cached=True)
@@ -392,6 +396,12 @@ class EngineWorker(QObject):
         content = self._digest(path) if path is not None else array_digest(np.asarray(req.image))
         layers = "layers" if req.keep_layers else "maps"
         return (content, self._loaded.model_id, req.method, req.params_key(), layers)
+
+
+def _file_id(path: Path) -> str:
+    """A file's name, size and modification time: changes when the file does."""
+    st = path.stat()
+    return f"{path.name}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _one(_value: object) -> int:

@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFileDialog,
     QFormLayout,
     QGraphicsRectItem,
     QGridLayout,
@@ -378,6 +379,8 @@ class VesselsPanel(QWidget):
         self._apply_lut()
         engine.viewResultReady.connect(self._on_result)
         engine.viewFailed.connect(self._on_failed)
+        engine.vesselModelLoaded.connect(self._on_model_loaded)
+        engine.vesselModelFailed.connect(self._on_model_failed)
 
     def _build_side(self) -> QWidget:
         side = QWidget()
@@ -419,6 +422,9 @@ class VesselsPanel(QWidget):
             s.changed.connect(self.schedule)
             wl.addWidget(s)
         self.reset_weights = QPushButton("All × 1.0 (the trained network)")
+        self.reset_weights.setToolTip(
+            "Set the four weights back to 1: the network as it was trained"
+        )
         self.reset_weights.clicked.connect(self.reset)
         wl.addWidget(self.reset_weights)
         lay.addWidget(weights_box)
@@ -457,6 +463,12 @@ class VesselsPanel(QWidget):
         cl.addWidget(self.target_text, 2, 0, 1, 2)
         cl.addWidget(self.cam_colours, 3, 0, 1, 2)
         lay.addWidget(cam_box)
+        self.open_model = QPushButton("Open Vessel Model…")
+        self.open_model.setToolTip(
+            "A DRIU checkpoint (retinaview train --task vessels); the grader stays loaded"
+        )
+        self.open_model.clicked.connect(self.choose_model)
+        lay.addWidget(self.open_model)
         lay.addStretch(1)
 
         self.threshold_slider.valueChanged.connect(self._threshold_moved)
@@ -601,10 +613,33 @@ class VesselsPanel(QWidget):
             f"<span style='color:{MUTED}'>(weights {w})</span>"
         )
         how = "from the cache" if result.cached else f"in {result.seconds:.2f} s"
-        self.message.setText(f"{result.model.source} · {result.model.device} · {how}")
+        self.message.setText(f"{Path(result.model.source).name} · {result.model.device} · {how}")
         if fresh or not same_photo:
             self.box.autoRange(padding=0.01)
         self.resultShown.emit(result)
+
+    @Slot()
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a vessel model", "", "Checkpoints (*.pt *.pth);;All files (*)"
+        )
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str) -> None:
+        """Load ``path`` as the engine's vessel model; the panel asks again when it has loaded."""
+        self.message.setText(f"Loading {Path(path).name}…")
+        self.engine.load_vessel_model(path)
+
+    @Slot(object)
+    def _on_model_loaded(self, info) -> None:
+        if self.isVisible() and self.image is not None:
+            self.refresh()
+
+    @Slot(str)
+    def _on_model_failed(self, message: str) -> None:
+        self.message.setText(f"⚠  {message}")
+        self.failedShown.emit(message)
 
     @Slot(str, str, object)
     def _on_failed(self, view: str, message: str, path) -> None:
@@ -756,6 +791,8 @@ class VesselUnderlay(QObject):
     weights) and its probability above the model's threshold drawn under the class map.
     """
 
+    failed = Signal(str)
+
     def __init__(self, engine, viewer, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
@@ -764,6 +801,12 @@ class VesselUnderlay(QObject):
         self.image: Path | None = None
         self.result: SegmentResult | None = None
         engine.viewResultReady.connect(self._on_result)
+        engine.viewFailed.connect(self._on_failed)
+
+    @Slot(str, str, object)
+    def _on_failed(self, view: str, message: str, path) -> None:
+        if view == UNDERLAY_VIEW and self.on:
+            self.failed.emit(f"Vessels under the maps: {message}")
 
     @Slot(bool)
     def set_enabled(self, on: bool) -> None:
@@ -802,6 +845,9 @@ class VesselsMenu(QObject):
         self.panel: VesselsPanel | None = None
         self.underlay = VesselUnderlay(engine, viewer, self)
         self.image: Path | None = None
+        notice = getattr(parent, "show_notice", None)
+        if notice is not None:
+            self.underlay.failed.connect(notice)
         # The panel is a window of its own: it goes when the main window goes (closed, not minimised).
         parent.installEventFilter(self)
 
