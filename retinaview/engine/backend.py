@@ -286,11 +286,16 @@ class TorchBackend:
         spec = model.spec
         pre = preprocess(image, spec.preprocessing, spec.input_size)
         weights = getattr(model, "branch_weights", None)
-        if branch_weights is not None and weights is None:
-            raise ValueError(f"{spec.source or spec.arch}: no side-output branches to re-weight")
+        reweight = branch_weights is not None and any(float(w) != 1.0 for w in branch_weights)
+        if reweight and weights is None:
+            from retinaview.core.common.errors import CheckpointError
+
+            raise CheckpointError(
+                f"{spec.source or spec.arch}: no side-output branches to re-weight (not a DRIU network)"
+            )
         saved = None if weights is None else weights.clone()
         try:
-            if branch_weights is not None:
+            if weights is not None and branch_weights is not None:
                 weights.copy_(torch.as_tensor(branch_weights, dtype=weights.dtype))
             seg = segment(model, pre)
             maps = {}
@@ -298,7 +303,7 @@ class TorchBackend:
                 mask = None if region is None else region_mask(pre.geometry, region)
                 maps = vessel_gradcams(model, pre, mask, relu=not signed)
         finally:
-            if saved is not None:
+            if weights is not None and saved is not None:
                 weights.copy_(saved)
         return seg, maps
 

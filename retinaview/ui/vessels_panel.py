@@ -70,6 +70,8 @@ THUMB = (
     96  # pixels of a strip picture; the strip shows them at 40 to 96 px, all in the panel's width
 )
 THUMB_MIN = 40
+# Little padding around the strip's pictures, so that all fourteen fit beside each other at 1440 px.
+STRIP_STYLE = "QToolButton { padding: 2px; }"
 # Vessels in a light blue that stands apart from the fundus' reds and from the grader's map colours.
 VESSEL_DARK = np.array((20, 90, 200), np.float64)
 VESSEL_LIGHT = np.array((150, 235, 255), np.float64)
@@ -340,6 +342,7 @@ class VesselsPanel(QWidget):
         self.strip_layout.setSpacing(4)
         self.strip_layout.addStretch(1)
         self.strip_buttons: dict[str, QToolButton] = {}
+        self.strip.setStyleSheet(STRIP_STYLE)
         strip_scroll = QScrollArea()
         strip_scroll.setWidget(self.strip)
         strip_scroll.setWidgetResizable(True)
@@ -687,8 +690,8 @@ class VesselsPanel(QWidget):
         `THUMB_MIN`), and the strip as high as its pictures."""
         n = max(len(self.strip_buttons), 14)
         room = self.strip_scroll.viewport().width() - 8
-        # A tool button is its picture plus the style's padding and border (about 28 px) and the spacing.
-        side = int(min(THUMB, max(THUMB_MIN, room / n - 4 - 28)))
+        # A tool button is its picture plus its padding and border (`STRIP_STYLE`) and the spacing.
+        side = int(min(THUMB, max(THUMB_MIN, room / n - 4 - 10)))
         self.thumb = side
         for b in self.strip_buttons.values():
             b.setIconSize(QSize(side, side))
