@@ -111,6 +111,13 @@ def test_branch_weights_change_the_map_and_are_restored(models, photos):
     base = segment(model, photo).probability
     one, _ = backend.segment_explained(model, photo, branch_weights=(1, 1, 1, 1))
     np.testing.assert_array_equal(one.probability, base)
+    # With Grad-CAM the segmentation comes from its forward pass: the same network, re-weighted too.
+    plain, _ = backend.segment_explained(model, photo, branch_weights=(2, 0, 1, 0.5))
+    with_cams, cams = backend.segment_explained(
+        model, photo, branch_weights=(2, 0, 1, 0.5), gradcam=True
+    )
+    assert cams and not np.allclose(plain.probability, base)
+    np.testing.assert_allclose(with_cams.probability, plain.probability, atol=1e-6)
     zero, _ = backend.segment_explained(model, photo, branch_weights=(0, 0, 0, 0))
     # Every side output silenced: the fuse layer's bias alone, the same logit at every pixel.
     bias = float(model.fuse.bias.detach())

@@ -280,6 +280,7 @@ class TorchBackend:
         `SegmentingBackend.segment_explained`). The model's branch weights are restored afterwards."""
         import torch
 
+        from retinaview.core.explain.segmentation import vessel_gradcams
         from retinaview.core.preprocess import preprocess
         from retinaview.core.segment import segment
 
@@ -297,11 +298,13 @@ class TorchBackend:
         try:
             if weights is not None and branch_weights is not None:
                 weights.copy_(torch.as_tensor(branch_weights, dtype=weights.dtype))
-            seg = segment(model, pre)
-            maps = {}
             if gradcam:
+                # The segmentation comes from Grad-CAM's own forward pass.
                 mask = None if region is None else region_mask(pre.geometry, region)
-                maps = vessel_gradcams(model, pre, mask, relu=not signed)
+                cams = vessel_gradcams(model, pre, mask, relu=not signed)
+                seg, maps = cams.segmentation, cams.maps
+            else:
+                seg, maps = segment(model, pre), {}
         finally:
             if weights is not None and saved is not None:
                 weights.copy_(saved)
@@ -325,50 +328,3 @@ def region_mask(geometry: Any, region: tuple[float, float, float, float]) -> np.
             "the region is too small or outside the photograph: draw a larger one"
         )
     return mask
-
-
-def vessel_gradcams(
-    model: Any, pre: Any, region: np.ndarray | None, relu: bool = True
-) -> dict[str, np.ndarray]:
-    """Grad-CAM (Selvaraju et al. 2017) at every layer of `retinaview.core.models.driu.gradcam_layers`,
-    target = the summed vessel logit inside ``region`` ((S, S) bool, model pixels) or of the whole image.
-
-    One forward and one backward pass give every layer's map: weights = spatial mean of d target / dA_k,
-    map = (ReLU of) sum_k weight_k A_k, bilinearly resized to the input size. Returns layer name -> (S, S)
-    float32, input to output.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from retinaview.core.models.driu import gradcam_layers
-    from retinaview.core.models.inputs import to_input
-
-    names = gradcam_layers(model)
-    modules = dict(model.named_modules())
-    acts: dict[str, torch.Tensor] = {}
-    hooks = [
-        modules[n].register_forward_hook(lambda _m, _i, out, n=n: acts.__setitem__(n, out))
-        for n in names
-    ]
-    try:
-        x = to_input(model, pre.image).detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(x)[0, 0]
-            if region is not None:
-                target = logits[torch.from_numpy(region).to(logits.device)].sum()
-            else:
-                target = logits.sum()
-            grads = torch.autograd.grad(target, [acts[n] for n in names])
-    finally:
-        for h in hooks:
-            h.remove()
-    size = tuple(x.shape[-2:])
-    out: dict[str, np.ndarray] = {}
-    for n, g in zip(names, grads, strict=True):
-        a = acts[n].detach()
-        cam = (g.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True)
-        if relu:
-            cam = cam.clamp_min(0)
-        cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
-        out[n] = np.ascontiguousarray(cam[0, 0].float().cpu().numpy())
-    return out
