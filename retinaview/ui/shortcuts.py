@@ -52,6 +52,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("layer_down", ("PgDown",), "Inspector: the layer below (towards the input)", "Layers"),
     Shortcut("walk_play", ("W",), "Inspector: play / pause the walk-through", "Layers"),
     Shortcut("toggle_space", ("H",), "Inspector: input space / hidden space", "Layers"),
+    Shortcut("vessels_panel", ("V",), "Vessels panel: vessel map, Grad-CAM per layer", "Vessels"),
+    Shortcut(
+        "vessel_underlay", ("Shift+V",), "Vessel map under the class maps on / off", "Vessels"
+    ),
     Shortcut("train_model", ("Ctrl+T",), "Train a model", "Tools"),
     Shortcut("show_shortcuts", ("F1",), "This table", "Help"),
 )
