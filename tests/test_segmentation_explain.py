@@ -186,10 +186,10 @@ def test_vessel_rfscore_explanation(vessel_model, photo):
         assert float(ex.logits[0]) == pytest.approx(float(target), rel=1e-4, abs=1e-3)
         assert [layer.rf for layer in ex.layers][:2] == [3, 5]
         assert ex.layers[-1].jump == 1 and ex.layers[-1].si.shape == (1, 64, 64)
-    # The region's bias sits on the region's pixels only.
-    const = ex.kind("constant")[0] - 0
+    # The constant map is every layer's S_k mapped to input space plus the fuse bias on the region.
+    constants = sum(float(layer.sk.sum()) for layer in ex.layers) + float(ex.bias[0])
+    assert float(ex.kind("constant")[0].sum()) == pytest.approx(constants, rel=1e-4, abs=1e-4)
     assert ex.params["region_pixels"] == int(region.sum())
-    assert np.isfinite(const).all()
 
 
 def _column_support(net, n: int, ox: int, out_size) -> tuple[int, int] | None:
