@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -297,14 +297,22 @@ class RegionSum(nn.Module):
         super().__init__()
         self.net = net
         self.register_buffer("region", region, persistent=False)
+        self.logits: torch.Tensor | None = None  # the per-pixel logits of the last forward pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return summed_logit(self.net(x), self.region).reshape(-1, 1)
+        logits = self.net(x)
+        self.logits = logits.detach()
+        return summed_logit(logits, self.region).reshape(-1, 1)
 
 
 def vessel_decomposition(
-    model: nn.Module, x: torch.Tensor, region: Any = None, layers: Sequence[str] | None = None
-):
+    model: nn.Module,
+    x: torch.Tensor,
+    region: Any = None,
+    layers: Sequence[str] | None = None,
+    *,
+    return_logits: bool = False,
+) -> Any:
     """Exact RF score decomposition (arXiv:1712.08107) of the summed vessel logit of a region.
 
     Parameters
@@ -324,6 +332,7 @@ def vessel_decomposition(
     Decomposition
         One "class": ``logits`` (1,) the summed logit, ``input`` (1, H, W), per-layer S_i and S_k in hidden
         space, ``bias`` (1,) every constant after the last layer (the fuse bias times the region's area).
+        With ``return_logits``, a tuple ``(decomposition, logits)`` with the (H, W) per-pixel logits.
     """
     from retinaview.core.explain.rfscore import decompose
 
@@ -338,6 +347,8 @@ def vessel_decomposition(
     dec = decompose(wrapped, x, [f"net.{n}" for n in layers])
     for layer, name in zip(dec.layers, layers, strict=True):
         layer.name = name
+    if return_logits:
+        return dec, cast(torch.Tensor, wrapped.logits)[0, 0]
     return dec
 
 
@@ -383,9 +394,14 @@ def vessel_rfscore(
     sigma = DEFAULT_SIGMA_FACTOR if sigma_factor is None else float(sigma_factor)
     pre, x = _prepare(model, image)
     names = explained_layers(model)
-    dec = vessel_decomposition(model, x, region, names)
+    dec, logits = vessel_decomposition(model, x, region, names, return_logits=True)
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    rfs = receptive_fields(model, names, size[0])
+    # The fields depend on the architecture and input size only: traced once (a forward pass) and kept.
+    cached = getattr(model, "_retinaview_vessel_rfs", None)
+    if cached is None or cached[0] != (size, tuple(names)):
+        cached = ((size, tuple(names)), receptive_fields(model, names, size[0]))
+        setattr(model, "_retinaview_vessel_rfs", cached)  # noqa: B010 (not a submodule)
+    rfs = cached[1]
     total = dec.input.clone()
     for layer, rf in zip(dec.layers, rfs, strict=True):
         total += map_to_input(
@@ -393,9 +409,8 @@ def vessel_rfscore(
         )
     weight = region_tensor(region, size, total)
     total += dec.bias.reshape(-1, 1, 1) * weight / weight.sum()
-    with torch.no_grad():
-        logits = model(x)[0, 0].double()
-    probs = torch.sigmoid(logits)[weight.bool()].mean().reshape(1)
+    inside = region_tensor(region, size, logits).bool()
+    probs = torch.sigmoid(logits.double())[inside].mean().reshape(1)
 
     def np_(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
