@@ -114,3 +114,161 @@ def test_vessel_gradcams_on_a_photograph_match_segment(vessel_model, photo):
     assert part.target == pytest.approx(
         float(seg.logits.astype(np.float64)[region].sum()), rel=1e-4, abs=1e-4
     )
+
+
+def _conservation(dec, target: float) -> float:
+    """Worst |cut - target| / scale over the input and every explained layer's cut (as Explanation.residual)."""
+    sk = [float(layer.sk.sum()) for layer in dec.layers]
+    bias = float(dec.bias.sum())
+    parts = [float(dec.input.abs().sum()), *[float(layer.sk.abs().sum()) for layer in dec.layers]]
+    scale = sum(parts) + abs(bias) + abs(target)
+    worst = abs(float(dec.input.sum()) + sum(sk) + bias - target)
+    for k, layer in enumerate(dec.layers):
+        worst = max(worst, abs(float(layer.si.sum()) + sum(sk[k + 1 :]) + bias - target))
+    return worst / scale
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_rfscore_of_a_region_is_conserved(dtype, tol):
+    from retinaview.core.explain.segmentation import vessel_decomposition
+
+    model = small_driu(dtype)
+    # A bias on every transposed convolution too, so their constants are exercised.
+    for side in (model.side2, model.side3, model.side4):
+        side.up.bias = torch.nn.Parameter(torch.randn(side.up.out_channels, dtype=dtype) * 0.1)
+    torch.manual_seed(2)
+    x = torch.randn(1, 3, 32, 32, dtype=dtype)
+    logits = model(x).detach().double()
+    for region in (None, box(32, 3, 5, 11, 17)):
+        dec = vessel_decomposition(model, x, region)
+        weight = torch.ones(32, 32) if region is None else torch.from_numpy(region)
+        target = float((logits[0, 0] * weight.double()).sum())
+        assert dec.logits.shape == (1,) and float(dec.logits[0]) == pytest.approx(target, rel=1e-5)
+        assert [layer.name for layer in dec.layers] == [
+            "stage1.relu1_1",
+            "stage1.relu1_2",
+            "volume",
+        ]
+        assert _conservation(dec, target) < tol
+        # The only constant after the volume is the fuse bias at each pixel of the region.
+        area = float(weight.sum())
+        assert float(dec.bias[0]) == pytest.approx(model.fuse.bias.item() * area, rel=1e-5)
+        # The transposed convolutions' biases are constants of the volume, not lost.
+        assert float(dec.layers[-1].sk.abs().sum()) > 0
+
+
+def test_rfscore_without_the_transposed_bias_constant_is_not_conserved(monkeypatch):
+    """The check can fail: dropping the transposed convolutions' constants breaks conservation."""
+    from retinaview.core.explain import rfscore
+    from retinaview.core.explain.segmentation import vessel_decomposition
+
+    model = small_driu()
+    for side in (model.side2, model.side3, model.side4):
+        side.up.bias = torch.nn.Parameter(torch.randn(side.up.out_channels).double() * 0.1)
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    monkeypatch.setattr(rfscore, "_AFFINE_WITH_BIAS", (torch.nn.Conv2d, torch.nn.Linear))
+    dec = vessel_decomposition(model, x)
+    assert _conservation(dec, float(model(x).detach().sum())) > 1e-6
+
+
+def test_vessel_rfscore_explanation(vessel_model, photo):
+    from retinaview.core.explain.segmentation import vessel_rfscore
+    from retinaview.core.segment import segment
+
+    seg = segment(vessel_model, str(photo))
+    region = box(64, 10, 20, 16, 24)
+    for r in (None, region):
+        ex = vessel_rfscore(vessel_model, str(photo), region=r)
+        target = seg.logits.astype(np.float64)[r if r is not None else slice(None)].sum()
+        assert ex.maps.shape == (1, 64, 64) and ex.check_name == "conservation residual"
+        assert ex.check < 1e-5 and ex.check == ex.residual()
+        assert float(ex.maps.sum()) == pytest.approx(float(ex.logits[0]), rel=1e-4, abs=1e-3)
+        assert float(ex.logits[0]) == pytest.approx(float(target), rel=1e-4, abs=1e-3)
+        assert [layer.rf for layer in ex.layers][:2] == [3, 5]
+        assert ex.layers[-1].jump == 1 and ex.layers[-1].si.shape == (1, 64, 64)
+    # The constant map is every layer's S_k mapped to input space plus the fuse bias on the region.
+    constants = sum(float(layer.sk.sum()) for layer in ex.layers) + float(ex.bias[0])
+    assert float(ex.kind("constant")[0].sum()) == pytest.approx(constants, rel=1e-4, abs=1e-4)
+    assert ex.params["region_pixels"] == int(region.sum())
+
+
+def _column_support(net, n: int, ox: int, out_size) -> tuple[int, int] | None:
+    """First and last input column that output column ``ox`` depends on (None: it reads no input)."""
+    x = torch.ones(1, 3, n, n, dtype=torch.float64, requires_grad=True)
+    out = net(x)
+    assert tuple(out.shape[-2:]) == out_size
+    (g,) = torch.autograd.grad(out[0, 0, :, ox].sum(), x)
+    cols = torch.nonzero(g[0].abs().sum((0, 1)) > 0).flatten()
+    if cols.numel() == 0:
+        return None  # a hole of a dilated transposed convolution
+    return int(cols.min()), int(cols.max())
+
+
+class _Chain(torch.nn.Module):
+    """conv 3x3 -> 2x2 average pool -> transposed conv -> crop to the input size, all weights positive."""
+
+    def __init__(self, k: int, s: int, p: int, d: int, crop: bool) -> None:
+        super().__init__()
+        from retinaview.core.models.driu import CentreCrop
+
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+        self.pool = torch.nn.AvgPool2d(2)
+        self.up = torch.nn.ConvTranspose2d(2, 2, k, stride=s, padding=p, dilation=d)
+        self.crop = CentreCrop() if crop else None
+        self.out = torch.nn.Identity()
+        for m in (self.conv, self.up):
+            torch.nn.init.constant_(m.weight, 1.0)
+        self.double()
+
+    def forward(self, x):
+        y = self.up(self.pool(self.conv(x)))
+        if self.crop is not None:
+            y = self.crop(y, (x.shape[-2], x.shape[-1]))
+        return self.out(y)
+
+
+@pytest.mark.parametrize(
+    ("k", "s", "p", "d", "crop"),
+    [
+        (4, 2, 0, 1, True),
+        (3, 2, 1, 1, False),
+        (16, 8, 0, 1, True),
+        (3, 2, 0, 2, False),
+        (5, 3, 1, 1, False),
+    ],
+)
+def test_receptive_field_through_transposed_conv_matches_gradient_support(k, s, p, d, crop):
+    from retinaview.core.explain.receptive_field import receptive_fields
+
+    net = _Chain(k, s, p, d, crop).eval()
+    n = 48
+    (rf,) = receptive_fields(net, ["out"], n)
+    out_size = tuple(net(torch.zeros(1, 3, n, n, dtype=torch.float64)).shape[-2:])
+    assert rf.x.jump == pytest.approx(2 / s) and rf.y == rf.x
+    need = []
+    for o in range(out_size[1]):
+        extent = _column_support(net, n, o, out_size)
+        if extent is None:
+            continue
+        lo, hi = extent
+        if lo == 0 or hi == n - 1:
+            continue  # the field is cut by the image's border (padding)
+        centre = rf.x.start + o * rf.x.jump
+        # Every unit's inputs lie in its field ...
+        assert centre - rf.x.size / 2 <= lo - 0.5 + 1e-9
+        assert hi + 0.5 <= centre + rf.x.size / 2 + 1e-9
+        need.append(2 * max(centre - (lo - 0.5), hi + 0.5 - centre))
+    # ... and the field is no larger than the widest unit needs.
+    assert len(need) > 4 and max(need) == pytest.approx(rf.x.size)
+
+
+def test_driu_side_outputs_are_centred_with_unit_jump():
+    from retinaview.core.explain.receptive_field import receptive_fields
+
+    model = small_driu()
+    rfs = receptive_fields(model, ["side1", "side2", "side3", "side4", "volume"], 64)
+    for r in rfs:
+        assert r.y.jump == 1 and r.x.jump == 1
+        # Unit 0 of every side output is centred on input pixel 0 (up to the crop's half-pixel rounding).
+        assert abs(r.x.start) <= 0.5
+    assert rfs[-1].rf >= rfs[3].rf > rfs[2].rf > rfs[1].rf > rfs[0].rf

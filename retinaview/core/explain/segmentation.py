@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -283,3 +283,172 @@ def vessel_gradcams(
         seconds=time.perf_counter() - t0,
         layers=names,
     )
+
+
+class RegionSum(nn.Module):
+    """``net`` followed by the sum of its vessel logits over a region: output (1, 1), one "class".
+
+    Multiplying by the 0/1 region and summing is linear without a constant, so the exact decomposition of
+    `retinaview.core.explain.rfscore` applies unchanged; the constant after the last explained layer is then
+    the fuse layer's bias times the region's area.
+    """
+
+    def __init__(self, net: nn.Module, region: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("region", region, persistent=False)
+        self.logits: torch.Tensor | None = None  # the per-pixel logits of the last forward pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        self.logits = logits.detach()
+        return summed_logit(logits, self.region).reshape(-1, 1)
+
+
+def vessel_decomposition(
+    model: nn.Module,
+    x: torch.Tensor,
+    region: Any = None,
+    layers: Sequence[str] | None = None,
+    *,
+    return_logits: bool = False,
+) -> Any:
+    """Exact RF score decomposition (arXiv:1712.08107) of the summed vessel logit of a region.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A vessel network in eval mode; ``model(x)`` -> (1, 1, H, W) logits.
+    x : torch.Tensor
+        (1, C, H, W) the normalised input.
+    region : numpy.ndarray, optional
+        (H, W) bool; ``None``: the whole image.
+    layers : sequence of str, optional
+        Explained layers (cuts of the network), input to output; by default the model's
+        ``explained_layers`` (DRIU: relu1_1, relu1_2 and the side-output volume).
+
+    Returns
+    -------
+    Decomposition
+        One "class": ``logits`` (1,) the summed logit, ``input`` (1, H, W), per-layer S_i and S_k in hidden
+        space, ``bias`` (1,) every constant after the last layer (the fuse bias times the region's area).
+        With ``return_logits``, a tuple ``(decomposition, logits)`` with the (H, W) per-pixel logits.
+    """
+    from retinaview.core.explain.rfscore import decompose
+
+    if layers is None:
+        from retinaview.core.models.driu import DRIU, explained_layers
+
+        if not isinstance(model, DRIU):
+            raise RetinaviewError("give the explained layers of a network that is not a DRIU")
+        layers = explained_layers(model)
+    weight = region_tensor(region, (int(x.shape[-2]), int(x.shape[-1])), x)
+    wrapped = RegionSum(model, weight).eval()
+    dec = decompose(wrapped, x, [f"net.{n}" for n in layers])
+    for layer, name in zip(dec.layers, layers, strict=True):
+        layer.name = name
+    if return_logits:
+        return dec, cast(torch.Tensor, wrapped.logits)[0, 0]
+    return dec
+
+
+def vessel_rfscore(
+    model: nn.Module,
+    image: Any,
+    region: Any = None,
+    sigma_factor: float | None = None,
+) -> Any:
+    """RF score propagation of the summed vessel logit of a region, for one photograph.
+
+    The summed logit is decomposed exactly into input pixels (``x * df/dx``), each explained layer's
+    constants (S_k: biases of the convolutions before it, on its grid) and the fuse layer's bias. Every S_k
+    map is spread into input space with the Gaussian prior of its layer's receptive field (transposed
+    convolutions and crops followed, `retinaview.core.explain.receptive_field`); the final constant (the
+    fuse bias at each pixel of the region) is put back on the region's pixels, where it is added.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A vessel model with a ``spec`` (`retinaview.core.segment.load_vessel_model`).
+    image : str, pathlib.Path, PIL.Image.Image, numpy.ndarray or Preprocessed
+        The photograph.
+    region : numpy.ndarray, optional
+        (S, S) bool on the model's grid (`region_on_model`); ``None``: the whole image.
+    sigma_factor : float, optional
+        The Gaussian prior's sigma as a fraction of the receptive field (default: rfscore's).
+
+    Returns
+    -------
+    Explanation
+        ``method`` "rfscore"; ``maps`` (1, S, S) the total input-space map (its sum is the summed logit);
+        ``extra_maps["input"]``; ``layers`` with S_i and S_k (1, h, w) and their fields; ``bias`` (1,);
+        ``logits`` (1,) the summed logit and ``probs`` the mean vessel probability in the region;
+        ``check``: the conservation residual; ``params["region_pixels"]``.
+    """
+    from retinaview.core.common.gaussian_rf import DEFAULT_SIGMA_FACTOR, map_to_input
+    from retinaview.core.common.result import Explanation, LayerRecord
+    from retinaview.core.explain.receptive_field import receptive_fields
+    from retinaview.core.models.driu import explained_layers
+
+    t0 = time.perf_counter()
+    sigma = DEFAULT_SIGMA_FACTOR if sigma_factor is None else float(sigma_factor)
+    pre, x = _prepare(model, image)
+    names = explained_layers(model)
+    dec, logits = vessel_decomposition(model, x, region, names, return_logits=True)
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    # The fields depend on the architecture and input size only: traced once (a forward pass) and kept.
+    cached = getattr(model, "_retinaview_vessel_rfs", None)
+    if cached is None or cached[0] != (size, tuple(names)):
+        cached = ((size, tuple(names)), receptive_fields(model, names, size[0]))
+        setattr(model, "_retinaview_vessel_rfs", cached)  # noqa: B010 (not a submodule)
+    rfs = cached[1]
+    total = dec.input.clone()
+    for layer, rf in zip(dec.layers, rfs, strict=True):
+        total += map_to_input(
+            layer.sk, (rf.y.size, rf.x.size), (rf.y.jump, rf.x.jump), rf.offset, size, sigma
+        )
+    weight = region_tensor(region, size, total)
+    total += dec.bias.reshape(-1, 1, 1) * weight / weight.sum()
+    inside = region_tensor(region, size, logits).bool()
+    probs = torch.sigmoid(logits.double())[inside].mean().reshape(1)
+
+    def np_(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy()
+
+    ex = Explanation(
+        method="rfscore",
+        logits=np_(dec.logits),
+        probs=np_(probs),
+        maps=np_(total),
+        fov=np.asarray(pre.fov, dtype=bool),
+        map_kind="total",
+        extra_maps={"input": np_(dec.input)},
+        differences={"constant": ("total", "input")},
+        check_name="conservation residual",
+        classes=(0,),
+        bias=np_(dec.bias),
+        layers=[
+            LayerRecord(
+                name=layer.name,
+                si=np_(layer.si),
+                sk=np_(layer.sk),
+                rf=rf.rf,
+                jump=rf.jump,
+                offset=rf.offset,
+                shape=rf.shape,
+            )
+            for layer, rf in zip(dec.layers, rfs, strict=True)
+        ],
+        class_names=tuple(model.spec.class_names),
+        display=pre.display,
+        geometry=pre.geometry,
+        params={
+            "sigma_factor": sigma,
+            "classes": [0],
+            "region_pixels": int(weight.sum()),
+            "target": "summed vessel logit",
+        },
+    )
+    ex.check = ex.residual()
+    ex.seconds = time.perf_counter() - t0
+    return ex
