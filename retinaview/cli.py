@@ -25,6 +25,7 @@ COMMANDS = (
     "evaluate",
     "train_patient",
     "bench",
+    "compare",
 )
 
 

@@ -113,11 +113,9 @@ def parameter_randomisation(
         else preprocess(image, spec.preprocessing, spec.input_size)
     )
     first = explain(
-        model, pre, method=method, classes=None if target is None else [target], **params
+        model, pre, method=method, classes="predicted" if target is None else [target], **params
     )
     target = first.grade if target is None else target
-    if target is None or not np.isfinite(first.maps[target]).all():
-        first = explain(model, pre, method=method, classes=[target], **params)
     fov = np.asarray(pre.fov, bool)
     original = _abs_in_fov(first, target, fov)
     work = copy.deepcopy(model)
