@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check retinaview tests benchmarks
 	$(BIN)/ruff format --check retinaview tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider

@@ -52,9 +52,9 @@ def run(real: bool, size: int = 640) -> int:
         print(
             f"explanation with layers: {time.perf_counter() - t0:.1f} s ({window.engine.model_info.arch})"
         )
-        from retinaview.engine import layers as L
+        from retinaview.engine.layers import walk_order
 
-        numbers = L.walk_order(inspector.ex)
+        numbers = walk_order(inspector.ex)
         viewport = inspector.grid.viewport()
         # Cold: nothing mapped ahead (empty the cache first, so every layer is mapped on demand).
         inspector.mapper.cache.clear()

@@ -25,6 +25,10 @@ COMMANDS = (
     "evaluate",
     "train_patient",
     "bench",
+    "segment",
+    "vessels_reweight",
+    "study",
+    "review",
     "compare",
 )
 
@@ -41,12 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"retinaview.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"retinaview.commands.{name}":
-                continue
-            raise
+        except Exception as exc:  # a broken install must not take the other commands down with it
+            _unavailable(sub, name, exc)
+            continue
         module.register(sub)
     return parser
+
+
+def _unavailable(sub, name: str, exc: BaseException) -> None:
+    """Register ``name`` as a command that, when asked for, says in one line why it cannot run (exit 2)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    message = f"retinaview: the {name.replace('_', '-')} command is unavailable ({reason})"
+    # No option prefix: every argument the user gave, options included, is taken as is and ignored.
+    p = sub.add_parser(
+        name.replace("_", "-"),
+        help="unavailable in this installation",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    p.add_argument("rest", nargs="*")
+
+    def run(_args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:

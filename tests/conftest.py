@@ -26,6 +26,12 @@ def _private_settings(tmp_path_factory, monkeypatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch) -> None:
+    """Tests never read or write the user's cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def _catch_qt_leaks(request):
     """Fail a test that leaves top-level widgets or engine threads behind."""
     if "qapp" not in request.fixturenames and "qtbot" not in request.fixturenames:

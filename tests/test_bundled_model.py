@@ -37,3 +37,29 @@ def test_model_card_matches_the_checkpoint(payload):
     test = payload["metrics"]["test"]
     assert f"{test['qwk']:.3f}" in card
     assert "Not a medical device" in card
+
+
+def test_model_card_and_readme_show_recall_per_grade(payload):
+    """The headline accuracy is carried by grade 0: the card and the README give each grade's recall too."""
+    from pathlib import Path
+
+    from retinaview.train.bundle import model_card
+
+    metrics = payload["metrics"]
+    test = metrics["test"]
+    card = (DEFAULT_MODEL.parent / "MODEL_CARD.md").read_text()
+    assert card == model_card(metrics, payload["provenance"], _history())
+    for c in test["per_class"]:
+        assert f"| {c['grade']} | {c['support']} | {c['sensitivity']:.3f} |" in card
+    assert f"{test['balanced_accuracy']:.3f}" in card
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    recalls = ", ".join(f"{c['sensitivity']:.2f}" for c in test["per_class"])
+    assert f"accuracy {test['accuracy']:.3f}" in readme and recalls in readme
+
+
+def _history() -> list[dict]:
+    import json
+    from pathlib import Path
+
+    run = Path(__file__).parents[1] / "training" / "paper17-synth" / "metrics.jsonl"
+    return [json.loads(line) for line in run.read_text().splitlines() if line]

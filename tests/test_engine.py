@@ -212,3 +212,60 @@ def test_a_newer_request_stops_the_running_explanation(qtbot, engine_factory):
     assert all(r.request.generation == last for r in delivered)
     # The first image was given up between two classes: nothing of it was cached.
     assert len(engine.cache) == 1 and first != last
+
+
+class _OneMapBackend(FakeBackend):
+    """The stand-in, its explanations turned into a method with a single map kind and its own check."""
+
+    def explain(self, *args, **kwargs):
+        import dataclasses
+
+        ex = super().explain(*args, **kwargs)
+        return dataclasses.replace(
+            ex,
+            method="saliency",
+            map_kind="map",
+            extra_maps={},
+            differences={},
+            layers=[],
+            bias=None,
+            features=None,
+            feature_maps=None,
+            check_name="completeness error",
+            check=0.25,
+        )
+
+
+def test_a_method_with_one_map_kind_goes_through_the_engine(qtbot, engine_factory):
+    engine = engine_factory(backend=_OneMapBackend(input_size=64))
+    with qtbot.waitSignal(engine.resultReady, timeout=10_000) as blocker:
+        engine.request(_image(7), method="saliency")
+    result = blocker.args[0]
+    assert result.kinds == ("map",) and result.explanation.method == "saliency"
+    assert result.prepared("constant") is result.maps["map"]
+    assert result.residual == 0.25 and result.check_name == "completeness error"
+    assert len(result.digest) == 32
+
+
+def test_remembered_digests_and_scores_are_bounded(qtbot, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from retinaview.engine import worker
+
+    monkeypatch.setattr(worker, "DIGEST_CACHE_ENTRIES", 2)
+    monkeypatch.setattr(worker, "SCORE_CACHE_ENTRIES", 3)
+    paths = []
+    for k in range(5):
+        p = tmp_path / f"img{k}.png"
+        Image.fromarray(_image(k, 32)).save(p)
+        paths.append(p)
+    engine = Engine(FakeBackend(input_size=32))
+    try:
+        with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+            engine.start()
+        with qtbot.waitSignal(engine.scoringFinished, timeout=10_000):
+            engine.score(paths)
+        assert len(engine._worker._digests) == 2
+        assert len(engine._worker._scores) == 3
+    finally:
+        engine.close()

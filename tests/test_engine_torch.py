@@ -33,7 +33,7 @@ def _image(seed: int, size: int = 80) -> np.ndarray:
 
 def _oracle_feature_maps(model, image: np.ndarray) -> np.ndarray:
     """w_cj * a_j / (h * w) from the original (unfolded) model's last explained layer, by a plain hook."""
-    from retinaview.core.explain.methods import to_input
+    from retinaview.core.models.inputs import to_input
     from retinaview.core.preprocess import preprocess
 
     spec = model.spec
@@ -179,17 +179,36 @@ def test_requests_get_an_error_when_the_first_model_fails(qtbot, make_engine, tm
         engine.request(_image(8))
 
 
-def test_a_vessels_model_is_not_asked_to_grade(qtbot, make_engine, tmp_path):
+@pytest.fixture(scope="module")
+def vessel_checkpoint(tmp_path_factory) -> Path:
+    """A small DRIU (Maninis et al. 2016) with random weights: its task is "vessels" by architecture."""
     from retinaview.core.checkpoint import save_checkpoint
     from retinaview.core.models.registry import build_model
 
-    model, spec = build_model("resnet18", {"input_size": SIZE, "task": "vessels"})
-    path = save_checkpoint(tmp_path / "vessels.pt", model.eval(), spec)
-    engine = make_engine(TorchBackend(), str(path))
+    torch.manual_seed(0)
+    model, spec = build_model("driu", {"input_size": SIZE, "width": 0.25})
+    assert spec.task == "vessels"
+    return save_checkpoint(tmp_path_factory.mktemp("vessels") / "driu.pt", model.eval(), spec)
+
+
+def test_a_vessels_model_is_not_asked_to_grade(qtbot, make_engine, vessel_checkpoint):
+    engine = make_engine(TorchBackend(), str(vessel_checkpoint))
     assert engine.model_info.task == "vessels"
     with qtbot.waitSignal(engine.failed, timeout=60_000) as blocker:
         engine.request(_image(9))
     assert "vessels model cannot explain" in blocker.args[0]
+
+
+def test_the_backend_segments_with_the_core(vessel_checkpoint):
+    from retinaview.core.segment import segment
+
+    backend = TorchBackend()
+    model, info = backend.load(str(vessel_checkpoint))
+    image = _image(10, 72)
+    prob = backend.segment(model, image)
+    assert info.task == "vessels" and prob.shape == image.shape[:2]
+    assert prob.min() >= 0 and prob.max() <= 1
+    np.testing.assert_array_equal(prob, segment(model, image).on_photo())
 
 
 def test_old_checkpoints_load_as_graders(checkpoints, tmp_path):
@@ -201,3 +220,19 @@ def test_old_checkpoints_load_as_graders(checkpoints, tmp_path):
     old = tmp_path / "old.pt"
     torch.save(payload, old)
     assert load_checkpoint(old)[1].task == "grading"
+
+
+def test_torch_is_imported_with_huge_pages_unless_the_user_chose(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from retinaview.engine.backend import import_torch; import_torch(); "
+        "assert 'torch' in sys.modules; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1"

@@ -80,8 +80,9 @@ def test_ig_streams_the_predicted_class_first_then_stops_between_steps():
     assert ex.check_name == "completeness error" and ex.check < 1e-8
     assert ex.check == pytest.approx(np.nanmax(ex.params["completeness"]))
     assert len(partial) == 1 and partial[0].classes == (ex.grade,)
-    np.testing.assert_array_equal(partial[0].maps[ex.grade], ex.maps[ex.grade])
-    assert progress[-1] == (32, 32)
+    assert np.isfinite(partial[0].maps[ex.grade]).all()
+    assert partial[0].check > ex.check  # the preview has a quarter of the steps
+    assert progress[-1] == (20, 20)
     calls = []
 
     def stop():

@@ -106,3 +106,17 @@ def test_bias_spread_and_mass_resampling():
     )
     w = linear_mass_matrix(7, 3)
     np.testing.assert_allclose(w.sum(0), np.ones(7), rtol=0, atol=1e-12)
+
+
+def test_sparse_numpy_and_dense_torch_mappings_agree():
+    from retinaview.engine.layers import map_maps
+
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(3, 20, 20))
+    dense = map_to_input(torch.from_numpy(m), 94, 32, 15.5, (640, 640)).numpy()
+    sparse = map_to_input(m, 94, 32, 15.5, (640, 640))
+    np.testing.assert_allclose(sparse, dense, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse.sum((1, 2)), m.sum((1, 2)), rtol=1e-10)
+    inspector = map_maps(m, 94, 32, (15.5, 15.5), (640, 640))
+    assert inspector.dtype == np.float32
+    np.testing.assert_allclose(inspector, dense, rtol=1e-4, atol=1e-7)

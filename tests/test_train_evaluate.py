@@ -13,7 +13,8 @@ from retinaview.core import synthetic
 from retinaview.core.checkpoint import save_checkpoint
 from retinaview.core.models.registry import build_model
 from retinaview.train.metrics import quadratic_weighted_kappa
-from retinaview.train.patient import PatientHead, fit_head, load_head, pair_features
+from retinaview.train.patient import PatientHead, fit_head, load_head
+from retinaview.train.predict import pair_features
 from tests.helpers_train import fake_generate
 
 
@@ -82,6 +83,7 @@ def test_train_patient_head_and_per_patient_report(model_file, tmp_path, capsys)
     assert rc == 0
     text = capsys.readouterr().out
     assert "per-patient QWK" in text and "both-eyes head" in text and "referable DR" in text
+    assert "recall per grade: 0: " in text and "balanced accuracy" in text
 
 
 def test_bad_model_is_one_line_error(tmp_path, capsys):

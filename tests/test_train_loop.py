@@ -165,9 +165,10 @@ def test_real_generator_one_epoch(tmp_path, monkeypatch):
     assert result.status == "done" and result.history[0]["val_qwk"] is not None
 
 
-def test_train_on_labelled_folder_with_patient_split(tmp_path):
+def test_train_on_labelled_folder_with_patient_split(tmp_path, monkeypatch):
     from dataclasses import replace
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     from PIL import Image
 
     folder = tmp_path / "images"
@@ -193,10 +194,13 @@ def test_train_on_labelled_folder_with_patient_split(tmp_path):
         batch=4,
         balance="none",
     )
+    files = sorted(folder.iterdir())
     result = train(cfg, model=model, spec=replace(spec, preprocessing="paper"))
     assert result.status == "done"
     assert result.history[0]["val_qwk"] is not None
-    assert len(list((folder / ".retinaview-cache").glob("*.npy"))) == 20  # 16 train + 4 val
+    cache = tmp_path / "cache" / "retinaview" / "preprocessed"
+    assert len(list(cache.glob("*.npy"))) == 20  # 16 train + 4 val
+    assert sorted(folder.iterdir()) == files  # nothing written into the image folder
 
 
 def _free_port() -> int:

@@ -87,6 +87,15 @@ def test_grading_report_keys_and_referable():
     assert ref["auc"] == pytest.approx(brute_auc(y >= 2, probs[:, 2:].sum(1)))
 
 
+def test_balanced_accuracy_is_not_carried_by_the_common_grade():
+    # 90 grade-0 images all right, 10 grade-4 images all called grade 0: accuracy 0.9, mean recall 0.5.
+    y = np.array([0] * 90 + [4] * 10)
+    rep = grading_report(y, np.eye(5)[np.zeros(100, dtype=int)])
+    assert rep["accuracy"] == pytest.approx(0.9)
+    assert rep["balanced_accuracy"] == pytest.approx(0.5)  # grades 1-3 are absent, not zero recall
+    assert [c["sensitivity"] for c in rep["per_class"]] == [1.0, None, None, None, 0.0]
+
+
 def test_kappa_loss_equals_log_one_minus_kappa_by_hand():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 3.0], [0.3, 0.2, 0.1]])
     t = torch.tensor([0, 1, 2, 2])

@@ -154,8 +154,11 @@ def test_screenshot_command(tmp_path, folder):
     env = {"QT_QPA_PLATFORM": "offscreen", "RETINAVIEW_SETTINGS_DIR": str(tmp_path)}
     import os
 
-    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder / "eye0.png"), "--engine"]
-    cmd += ["fake", "--threshold", "1", "--size", "1200x760", "--screenshot", str(out)]
+    from tests.helpers_models import small_checkpoint
+
+    model = small_checkpoint(tmp_path / "model" / "small.pt")
+    cmd = [sys.executable, "-m", "retinaview.cli", "view", str(folder / "eye0.png"), "--model"]
+    cmd += [str(model), "--threshold", "1", "--size", "1200x760", "--screenshot", str(out)]
     subprocess.run(cmd, check=True, env={**os.environ, **env}, timeout=120)
     img = np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
     assert img.shape == (760, 1200, 3)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+from typing import Any
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = subparsers.add_parser(
         "evaluate",
         help="QWK, accuracy, confusion, referable-DR sensitivity/specificity/AUC of a model",
@@ -37,25 +39,29 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _f(v, fmt=".3f") -> str:
+def _f(v: float | None, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def format_report(r: dict) -> str:
+def format_report(r: dict[str, Any]) -> str:
+    """The text report of an `retinaview.train.evaluate.evaluate` result, one figure group a line."""
     lines = [
         f"model {r['model']}",
         f"data {r['data']}: {r['n']} images",
-        f"QWK {_f(r['qwk'])}  accuracy {_f(r['accuracy'])}",
+        f"QWK {_f(r['qwk'])}  accuracy {_f(r['accuracy'])}  balanced accuracy "
+        f"{_f(r['balanced_accuracy'])}",
+        "recall per grade: "
+        + ", ".join(f"{c['grade']}: {_f(c['sensitivity'])}" for c in r["per_class"]),
         "confusion (rows true grade, columns predicted):",
     ]
     k = len(r["confusion"])
     lines.append("        " + "".join(f"{j:>7d}" for j in range(k)))
     for i, row in enumerate(r["confusion"]):
         lines.append(f"  {i:>5d} " + "".join(f"{v:>7d}" for v in row))
-    lines.append("grade  support  sensitivity  specificity")
+    lines.append("grade  support  recall (sensitivity)  specificity")
     for c in r["per_class"]:
         lines.append(
-            f"  {c['grade']:>3d}  {c['support']:>7d}  {_f(c['sensitivity']):>11}  "
+            f"  {c['grade']:>3d}  {c['support']:>7d}  {_f(c['sensitivity']):>20}  "
             f"{_f(c['specificity']):>11}"
         )
     ref = r["referable"]
@@ -88,32 +94,26 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     import torch
 
+    from retinaview.commands._progress import Progress
     from retinaview.train.evaluate import evaluate
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    progress = None
-    if not args.json and sys.stderr.isatty():
-
-        def progress(done: int, total: int) -> None:
-            sys.stderr.write(f"\rgrading {done}/{total}")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    report = evaluate(
-        args.model,
-        args.data,
-        labels=args.labels,
-        batch=args.batch,
-        device=None if args.device == "auto" else args.device,
-        workers=args.workers,
-        head_path=args.patient_head,
-        progress=progress,
-    )
+    with Progress(0, "grading", enabled=False if args.json else None) as progress:
+        report = evaluate(
+            args.model,
+            args.data,
+            labels=args.labels,
+            batch=args.batch,
+            device=None if args.device == "auto" else args.device,
+            workers=args.workers,
+            head_path=args.patient_head,
+            progress=progress.callback,
+        )
     if args.localisation > 0:
         from retinaview.core.model_loading import load_model
         from retinaview.train.localisation import lesion_localisation

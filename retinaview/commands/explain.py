@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.core.api import explain, load_model
     from retinaview.core.common.errors import RetinaviewError
     from retinaview.core.common.render import overlay
+    from retinaview.core.quality import assess_quality
 
     try:
         params = method_params_from(args)
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         png = overlay(result.display, result.maps[shown], result.fov, n=args.threshold)
         Image.fromarray(png).save(out / f"{stem}_c{shown}.png")
         if args.json:
+            quality = assess_quality(path)
             line = {
                 "file": str(path),
                 "grade": grade,
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 "check": result.check,
                 "seconds": round(result.seconds, 3),
                 "model": model.spec.source,
+                "quality": {"gradable": quality.gradable, "reason": quality.reason},
             }
             print(json.dumps(line), flush=True)
         progress.update()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from retinaview.core.common.errors import DataError
+from retinaview.commands._progress import Progress
+from retinaview.core.common.errors import DataError, os_error_message
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = subparsers.add_parser(
         "synth",
         help="write synthetic diabetic-retinopathy photographs with labels and ground truth",
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
 
 
 def parse_frequencies(text: str) -> tuple[float, ...]:
+    """Five non-negative grade frequencies with a positive sum from ``F0,F1,F2,F3,F4``; `DataError` else."""
     try:
         values = tuple(float(v) for v in str(text).split(","))
     except ValueError:
@@ -59,6 +61,7 @@ def parse_frequencies(text: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     from pathlib import Path
 
     from retinaview.core.synthetic import write_dataset
@@ -74,18 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     total = args.n + (args.n % 2 if args.patients else 0)
-    start = time.perf_counter()
-    last = [0.0]
-    show = total >= 20
-
-    def progress(done: int, n: int) -> None:
-        now = time.perf_counter()
-        if show and (now - last[0] > 1.0 or done == n):
-            last[0] = now
-            rate = done / max(now - start, 1e-9)
-            end = "\n" if done == n else "\r"
-            print(f"synth: {done}/{n} images ({rate:.1f}/s)", end=end, file=sys.stderr, flush=True)
-
+    progress = Progress(total, "synth", enabled=None if total >= 20 else False)
     try:
         labels = write_dataset(
             out,
@@ -95,11 +87,13 @@ def run(args: argparse.Namespace) -> int:
             patients=args.patients,
             frequencies=freqs,
             fmt=args.format,
-            progress=progress,
+            progress=progress.callback,
         )
     except ValueError as exc:
         raise DataError(str(exc)) from None
     except OSError as exc:
-        raise DataError(f"{out}: {exc.strerror or exc}") from None
+        raise DataError(os_error_message(exc.filename or out, "write", exc)) from None
+    finally:
+        progress.close()
     print(f"wrote {total} images, {labels} and {out / 'groundtruth'}", file=sys.stderr)
     return 0

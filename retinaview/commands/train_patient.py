@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser to ``subparsers`` (`retinaview.cli`)."""
     p = subparsers.add_parser(
         "train-patient",
         help="train the both-eyes linear head (64 + 64 features of left and right eye)",
@@ -28,7 +30,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command with the parsed ``args``; returns the exit code."""
     from retinaview.train.patient import train_patient
 
     report = train_patient(

@@ -13,8 +13,10 @@ from torch import nn
 import retinaview.core.explain.registered  # noqa: F401  (registers the methods beside rfscore)
 from retinaview.core.common.errors import RetinaviewError
 from retinaview.core.common.result import Explanation
-from retinaview.core.explain.methods import METHODS, run_method, to_input
+from retinaview.core.explain.methods import METHODS, run_method
 from retinaview.core.model_loading import load_model
+from retinaview.core.models.inputs import to_input
+from retinaview.core.models.registry import spec_of
 
 __all__ = ["METHODS", "check_params", "explain", "load_model", "method_params", "predict"]
 
@@ -87,7 +89,7 @@ def explain(model: nn.Module, image: Any, method: str = "rfscore", **params: Any
 
     check_params(method, params)
     t0 = time.perf_counter()
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)
@@ -124,7 +126,7 @@ def predict(model: nn.Module, image: Any) -> np.ndarray:
     """
     from retinaview.core.preprocess import Preprocessed, preprocess
 
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)

@@ -9,8 +9,9 @@ pages, which makes the first touch of the multi-megabyte activations of a 640 px
 Operations per task (`retinaview.core.models.registry.TASKS`, ``ModelInfo.task``):
 
 - ``"grading"``: ``predict`` (class probabilities) and ``explain`` (an `Explanation` per image);
-- ``"vessels"``: ``segment`` (a vessel probability map per pixel), the `SegmentingBackend` protocol; no
-  backend implements it yet, and the engine answers a grading request to a vessels model with a message.
+- ``"vessels"``: ``segment`` (a vessel probability map per pixel), the `SegmentingBackend` protocol
+  (`TorchBackend.segment` calls `retinaview.core.segment.segment`); the engine has no segmentation request
+  yet and answers a grading request to a vessels model with a message.
 """
 
 from __future__ import annotations
@@ -173,9 +174,10 @@ class TorchBackend:
         from retinaview.core.api import load_model
         from retinaview.core.device import describe_device
         from retinaview.core.model_loading import default_model_path
+        from retinaview.core.models.registry import spec_of
 
         model = load_model(name_or_path)
-        spec = model.spec
+        spec = spec_of(model)
         device = next(model.parameters()).device
         ident = name_or_path
         if name_or_path == "default":
@@ -214,3 +216,9 @@ class TorchBackend:
         from retinaview.core.api import predict
 
         return predict(model, image)
+
+    def segment(self, model: Any, image: np.ndarray) -> np.ndarray:
+        """`retinaview.core.segment.segment`: the vessel probability on the photograph's pixel grid."""
+        from retinaview.core.segment import segment
+
+        return segment(model, image).on_photo()

@@ -19,7 +19,11 @@ class ResultCache(Generic[T]):
     Thread-safe: the worker writes, tests and the GUI may read.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, size_of: Callable[[T], int] = len):
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        size_of: Callable[[T], int] = len,  # type: ignore[assignment]
+    ):
         self.max_bytes = int(max_bytes)
         self._size_of = size_of
         self._items: OrderedDict[Hashable, tuple[T, int]] = OrderedDict()

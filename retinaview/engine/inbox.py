@@ -131,7 +131,7 @@ class WorkerThread(QObject):
         self._thread = QThread()
         self._thread.setObjectName(name)
         worker.moveToThread(self._thread)
-        self._poke.connect(worker.pump)
+        self._poke.connect(worker.pump)  # type: ignore[attr-defined]
         self._thread.finished.connect(worker.deleteLater)
 
     def start(self) -> None:

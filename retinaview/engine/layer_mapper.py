@@ -9,7 +9,7 @@ it asks again. Exports run here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -108,7 +108,7 @@ class LayerMapper(QObject):
         return self.cache.get(key)
 
     def want(
-        self, key: LayerKey, ex: Any, ahead: list[tuple[LayerKey, Any]] = ()
+        self, key: LayerKey, ex: Any, ahead: Iterable[tuple[LayerKey, Any]] = ()
     ) -> LayerMaps | None:
         """Cached maps at once, or None and a `mapped` signal later. ``ahead``: keys to map afterwards
         (replacing the previous ones), unless already cached."""

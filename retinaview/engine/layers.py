@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retinaview.core.common.gaussian_rf import DEFAULT_SIGMA_FACTOR, gaussian_matrix
+from retinaview.core.common.gaussian_rf import DEFAULT_SIGMA_FACTOR, gaussian_matrix, map_to_input
 from retinaview.engine.prepare import PreparedMaps, prepare_maps
 
 INPUT_LAYER = 0
@@ -63,8 +63,9 @@ def feature_number(ex) -> int | None:
 def layer_numbers(ex) -> list[int]:
     """Every layer number of the explanation, input first."""
     numbers = list(range(len(ex.layers) + 1))
-    if feature_number(ex) is not None:
-        numbers.append(feature_number(ex))
+    features = feature_number(ex)
+    if features is not None:
+        numbers.append(features)
     return numbers
 
 
@@ -92,7 +93,7 @@ def layer_rows(ex) -> list[LayerRow]:
                 tuple(layer.shape) or tuple(layer.si.shape[1:]),
                 int(layer.rf),
                 int(layer.jump),
-                tuple(float(v) for v in layer.offset),
+                (float(layer.offset[0]), float(layer.offset[1])),
                 si,
                 sk[k],
                 si + above[k + 1] + bias - logits,
@@ -171,14 +172,6 @@ def geometry(ex, number: int) -> tuple[int, int, tuple[float, float]]:
     return int(layer.rf), int(layer.jump), (float(layer.offset[0]), float(layer.offset[1]))
 
 
-def _sparse_matrix(h: int, size: int, rf: float, jump: float, offset: float, sigma_factor: float):
-    from scipy import sparse
-
-    return sparse.csr_matrix(
-        gaussian_matrix(h, size, rf, jump, offset, sigma_factor).astype(np.float32)
-    )
-
-
 def map_maps(
     maps: np.ndarray,
     rf: float,
@@ -189,21 +182,13 @@ def map_maps(
 ) -> np.ndarray:
     """(C, h, w) hidden maps -> (C, H, W) float32 in input space with the Gaussian RF prior.
 
-    The same weights as `retinaview.core.common.gaussian_rf.map_to_input` (every map keeps its sum), applied
-    as sparse products: a unit touches only its field's rows and columns, so a 640 px layer of 3 px fields
-    costs a few passes over the image instead of a dense 640 x 640 product.
+    `retinaview.core.common.gaussian_rf.map_to_input` (the explanation's own mapping, every map keeps its
+    sum) on float32 maps, with classes not computed yet (NaN) as zeros.
     """
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32))
-    c, h, w = maps.shape
-    if (h, w) == tuple(size) and rf <= 1:
+    if tuple(maps.shape[-2:]) == tuple(size) and rf <= 1:
         return maps.copy()
-    gy = _sparse_matrix(h, size[0], rf, jump, offset[0], sigma_factor)
-    gx = _sparse_matrix(w, size[1], rf, jump, offset[1], sigma_factor)
-    out = np.empty((c, *size), dtype=np.float32)
-    for k in range(c):
-        rows = gy @ maps[k]
-        out[k] = (gx @ rows.T).T
-    return out
+    return map_to_input(maps, rf, jump, offset, size, sigma_factor)
 
 
 def map_value(

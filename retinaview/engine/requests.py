@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from retinaview.core.common.result import Explanation
 from retinaview.engine.prepare import PreparedMaps
 
 # The view of the main window's overlay; other views (a grid comparing methods) use names of their own.
@@ -94,7 +95,7 @@ class ExplainResult:
     photo: np.ndarray
     to_photo: tuple[float, float, float, float]
     maps: dict[str, PreparedMaps]
-    explanation: Any
+    explanation: Explanation
     residual: float
     model: ModelInfo
     seconds: float
@@ -113,6 +114,16 @@ class ExplainResult:
     def check_name(self) -> str:
         """What ``residual`` measures (the method's own check)."""
         return str(self.explanation.check_name)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The map kinds of this result, the method's own map first (rfscore: total, input, constant)."""
+        return tuple(self.maps)
+
+    def prepared(self, kind: str) -> PreparedMaps:
+        """The prepared maps of ``kind``, or of the method's own map when the method has no such kind (a
+        view set to rfscore's ``constant`` shows a saliency map's only kind)."""
+        return self.maps.get(kind) or next(iter(self.maps.values()))
 
     def is_done(self, c: int) -> bool:
         """Whether class ``c``'s maps are computed (always, for a final result)."""

@@ -131,15 +131,23 @@ class EngineWorker(QObject):
         self._model, self._info, self._load_error = model, info, None
         self.modelLoaded.emit(info)
 
+    @property
+    def _loaded(self) -> ModelInfo:
+        """The current model's description; raises the reason when no model is loaded."""
+        from retinaview.core.common.errors import RetinaviewError
+
+        if self._model is None or self._info is None:
+            raise RetinaviewError(f"no model loaded ({self._load_error})")
+        return self._info
+
     def _usable(self, operation: str) -> None:
         """Raise the reason a request cannot run on the current model (none loaded, or another task)."""
         from retinaview.core.common.errors import RetinaviewError
 
-        if self._model is None:
-            raise RetinaviewError(f"no model loaded ({self._load_error})")
-        if self._info.task != GRADING:
+        info = self._loaded
+        if info.task != GRADING:
             raise RetinaviewError(
-                f"{self._info.source}: a {self._info.task} model cannot {operation} (it is not a grader)"
+                f"{info.source}: a {info.task} model cannot {operation} (it is not a grader)"
             )
 
     def _explain(self, req: ExplainRequest) -> None:
@@ -218,7 +226,7 @@ class EngineWorker(QObject):
             maps=maps,
             explanation=ex,
             residual=residual,
-            model=self._info,
+            model=self._loaded,
             seconds=time.perf_counter() - t0,
             partial=partial,
             done=done or (),
@@ -235,7 +243,7 @@ class EngineWorker(QObject):
 
         try:
             self._usable("score images")
-            key = (self._digest(path), self._info.model_id)
+            key = (self._digest(path), self._loaded.model_id)
             probs = self._scores.get(key)
             if probs is None:
                 probs = np.asarray(self._backend.predict(self._model, load_image(path)), np.float64)
@@ -268,9 +276,10 @@ class EngineWorker(QObject):
         return digest
 
     def _key(self, req: ExplainRequest) -> tuple[str, ...]:
-        content = self._digest(req.path) if req.path is not None else array_digest(req.image)
+        path = req.path
+        content = self._digest(path) if path is not None else array_digest(np.asarray(req.image))
         layers = "layers" if req.keep_layers else "maps"
-        return (content, self._info.model_id, req.method, req.params_key(), layers)
+        return (content, self._loaded.model_id, req.method, req.params_key(), layers)
 
 
 def _one(_value: object) -> int:

@@ -15,11 +15,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    """Which augmentations apply, and how strongly."""
+
     rotate: bool = True
     hflip: float = 0.5
     vflip: float = 0.5
@@ -30,7 +32,22 @@ class AugmentConfig:
 def augment(
     x: torch.Tensor, generator: torch.Generator | None = None, config: AugmentConfig | None = None
 ) -> torch.Tensor:
-    """Augmented copy of ``x`` (N, C, H, W) float in [0, 1]; same shape, values clamped to [0, 1]."""
+    """Augmented copy of a batch.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, C, H, W) float in [0, 1].
+    generator : torch.Generator, optional
+        Source of every random number; a seeded one fixes the result.
+    config : AugmentConfig, optional
+        Default `AugmentConfig()`.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, values clamped to [0, 1].
+    """
     cfg = config or AugmentConfig()
     n = x.shape[0]
     dev = x.device
@@ -50,8 +67,10 @@ def augment(
         theta[:, 0, 1] = -sin * sy
         theta[:, 1, 0] = sin * sx
         theta[:, 1, 1] = cos * sy
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        grid = functional.affine_grid(theta, list(x.shape), align_corners=False)
+        out = functional.grid_sample(
+            out, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
     if cfg.brightness or cfg.contrast:
         b = 1 + (rand(n) * 2 - 1) * cfg.brightness
         c = 1 + (rand(n) * 2 - 1) * cfg.contrast

@@ -8,13 +8,16 @@ Data sources are strings, as on the command line:
   offsets the seeds by ``epoch * N`` so no image is seen twice.
 - ``DIR``: an image folder with a labels CSV (EyePACS ``image,level`` or APTOS ``id_code,diagnosis``,
   detected by the header); EyePACS names ``{patient}_{left|right}`` pair the two eyes of a patient.
-  The ``paper`` preprocessing (or the model's chain) is cached on disk as uint8 ``.npy`` files so epochs
+  The model's preprocessing chain is cached as uint8 ``.npy`` files in the user's cache folder
+  (``$XDG_CACHE_HOME/retinaview``, default ``~/.cache/retinaview``; never the image folder) so epochs
   after the first skip it.
+- ``synthpairs:P[:SEED]``: P synthetic patients, both eyes (`SynthPairDataset`).
 
 Datasets are indexed by ``(epoch, index)`` keys (see `EpochBatchSampler`) so that every random choice
 (balanced grade, augmentation) is a pure function of (seed, epoch, index): runs are reproducible,
 resumable mid-epoch, and independent of the number of data-loader workers.
-Items are ``(uint8 tensor (3, S, S), grade)``; the trainer converts to float and normalises on the device.
+Items are ``(uint8 tensor (3, S, S), grade)``; `retinaview.core.models.inputs.normalise` makes them the
+model's input on the device.
 """
 
 from __future__ import annotations
@@ -29,20 +32,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from retinaview.core.common.errors import DataError, RetinaviewError
+from retinaview.core.common.errors import DataError, RetinaviewError, os_error_message
 from retinaview.core.common.io import IMAGE_SUFFIXES
 from retinaview.core.common.labels import read_label_rows
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
 SEED_STRIDE = 1_000_003
-CACHE_DIRNAME = ".retinaview-cache"
 LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
 _EYE = re.compile(r"^(?P<patient>.+)_(?P<eye>left|right)$", re.IGNORECASE)
 
-Key = tuple[int, int]  # (epoch, index)
+EpochKey = tuple[int, int]  # (epoch, index)
 
 
 # ---------------------------------------------------------------- source strings and class balancing
@@ -50,24 +52,47 @@ Key = tuple[int, int]  # (epoch, index)
 
 @dataclass(frozen=True)
 class SynthSource:
+    """``synth:N:SEED``: N synthetic images of data-set seed SEED."""
+
     n: int
     seed: int = 0
 
     def describe(self) -> str:
+        """The source as written on the command line."""
         return f"synth:{self.n}:{self.seed}"
 
 
 @dataclass(frozen=True)
 class FolderSource:
+    """An image folder and, when it is not found by name, its labels CSV."""
+
     folder: Path
     labels: Path | None = None
 
     def describe(self) -> str:
+        """The folder's path."""
         return str(self.folder)
 
 
 def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSource | FolderSource:
-    """``synth:N[:SEED]`` or a folder path; a one-line `DataError` otherwise."""
+    """Read a data source string.
+
+    Parameters
+    ----------
+    text : str
+        ``synth:N[:SEED]`` or the path of a folder.
+    labels : str or os.PathLike, optional
+        The folder's labels CSV when it is not found by name.
+
+    Returns
+    -------
+    SynthSource or FolderSource
+
+    Raises
+    ------
+    DataError
+        One line naming the source and the problem.
+    """
     text = str(text)
     if text.startswith("synth:"):
         parts = text.split(":")[1:]
@@ -92,7 +117,18 @@ def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSou
 
 
 def parse_balance(text: str | None) -> tuple[float, ...] | None:
-    """``none`` -> None (natural frequencies), ``equal`` -> 1/K each, or K comma-separated proportions."""
+    """Read a ``--balance`` value: the grade proportions of class-balanced sampling.
+
+    Parameters
+    ----------
+    text : str or None
+        ``none`` (or empty), ``equal``, or K comma-separated non-negative numbers.
+
+    Returns
+    -------
+    tuple of float or None
+        Proportions summing to 1; None for the natural frequencies.
+    """
     if text is None or text in ("", "none"):
         return None
     if text == "equal":
@@ -144,10 +180,12 @@ class EpochBatchSampler:
         self.start = 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Iterate ``epoch`` from batch ``start_batch`` on (to resume mid-epoch)."""
         self.epoch = epoch
         self.start = start_batch
 
     def indices(self, epoch: int) -> list[int]:
+        """This rank's item indices of ``epoch``, in order."""
         g = torch.Generator()
         g.manual_seed(self.seed * 7919 + epoch)
         if self.weights is not None:
@@ -168,7 +206,7 @@ class EpochBatchSampler:
             return per_rank // self.batch_size
         return math.ceil(per_rank / self.batch_size)
 
-    def __iter__(self) -> Iterator[list[Key]]:
+    def __iter__(self) -> Iterator[list[EpochKey]]:
         idx = self.indices(self.epoch)
         b = self.batch_size
         for k in range(self.start, len(self)):
@@ -177,13 +215,15 @@ class EpochBatchSampler:
                 yield [(self.epoch, i) for i in chunk]
 
 
-def _key(key: Key | int) -> Key:
+def _key(key: EpochKey | int) -> EpochKey:
     if isinstance(key, tuple):
         return int(key[0]), int(key[1])
     return 0, int(key)
 
 
-def _to_item(image: np.ndarray, key: Key, aug: AugmentConfig | None, aug_seed: int) -> torch.Tensor:
+def _to_item(
+    image: np.ndarray, key: EpochKey, aug: AugmentConfig | None, aug_seed: int
+) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) uint8 tensor, augmented with the sample's own generator."""
     image = np.ascontiguousarray(image)
     if not image.flags.writeable:
@@ -236,9 +276,11 @@ class SynthDataset(Dataset):
         return self.n
 
     def item_seed(self, epoch: int, index: int) -> int:
+        """The generator seed of item ``index`` in ``epoch`` (the epoch counts only for fresh sources)."""
         return self.seed * SEED_STRIDE + (epoch * self.n if self.fresh else 0) + index
 
     def requested_grade(self, item_seed: int) -> int | None:
+        """The grade class balancing asks of the item; None lets the generator draw it."""
         if self.proportions is None:
             return None
         rng = np.random.default_rng([item_seed, 0xB417])
@@ -271,10 +313,75 @@ class SynthDataset(Dataset):
             _atomic_save(path, lambda fh: np.savez(fh, image=image, grade=grade))
         return image, grade
 
-    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
         key = _key(key)
         image, grade = self.sample(*key)
         return _to_item(image, key, self.augment, self.aug_seed), grade
+
+
+# ---------------------------------------------------------------- synthetic patients (both eyes)
+
+
+def parse_pairs(text: str) -> tuple[int, int]:
+    """Number of patients and seed of a synthetic patients source.
+
+    Parameters
+    ----------
+    text : str
+        ``synthpairs:P[:SEED]`` or ``synth:P[:SEED]``.
+
+    Returns
+    -------
+    tuple of int
+        (P patients, seed).
+    """
+    body = text.split(":", 1)[1] if ":" in text else ""
+    src = parse_source("synth:" + body)
+    return src.n, src.seed
+
+
+def patient_grades(seed: int) -> tuple[int, int]:
+    """Correlated (left, right) grades of one synthetic patient, drawn as in screening data."""
+    from retinaview.core.synthetic import draw_patient_grades
+
+    left, right = draw_patient_grades(np.random.default_rng([seed, 0xE7E5]))
+    return int(left), int(right)
+
+
+class SynthPairDataset(Dataset):
+    """2P synthetic images of P patients: patient p has images 2p (left eye) and 2p + 1 (right eye).
+
+    ``records`` carry the patient and the eye of every image, as a folder's records do, so predictions
+    over either kind of data set pair the two eyes the same way.
+    """
+
+    def __init__(self, patients: int, seed: int = 0, size: int = 640, chain: str = "paper") -> None:
+        self.patients = patients
+        self.seed = seed
+        self.size = size
+        self.chain = chain
+        self.records = [
+            Record(Path(f"synth-{seed}-{p}_{eye}"), -1, f"{p}_{eye}", str(p), eye)
+            for p in range(patients)
+            for eye in ("left", "right")
+        ]
+
+    def describe(self) -> str:
+        return f"synthpairs:{self.patients}:{self.seed} at {self.size}px"
+
+    def __len__(self) -> int:
+        return 2 * self.patients
+
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
+        from retinaview.core.synthetic import generate
+
+        _, i = _key(key)
+        p, side = divmod(i, 2)
+        base = self.seed * SEED_STRIDE + p
+        eye = ("left", "right")[side]
+        smp = generate(base * 2 + side, grade=patient_grades(base)[side], size=self.size, eye=eye)
+        image = preprocess_uint8(smp.image, self.chain, self.size)
+        return torch.from_numpy(image).permute(2, 0, 1).contiguous(), int(smp.grade)
 
 
 # ---------------------------------------------------------------- image folders with a labels CSV
@@ -282,6 +389,8 @@ class SynthDataset(Dataset):
 
 @dataclass(frozen=True)
 class Record:
+    """One labelled image: its file, grade, name without extension, patient, eye and CSV line."""
+
     path: Path
     grade: int
     name: str
@@ -291,7 +400,19 @@ class Record:
 
 
 def patient_eye(name: str) -> tuple[str, str | None]:
-    """EyePACS ``{patient}_{left|right}`` -> (patient, 'left'/'right'); other names are their own patient."""
+    """Patient and eye of an image name.
+
+    Parameters
+    ----------
+    name : str
+        Image name without extension.
+
+    Returns
+    -------
+    tuple
+        (patient, ``"left"``/``"right"``) for EyePACS names ``{patient}_{left|right}``; (name, None) for
+        other names, which are their own patient.
+    """
     m = _EYE.match(name)
     if m:
         return m["patient"], m["eye"].lower()
@@ -299,6 +420,7 @@ def patient_eye(name: str) -> tuple[str, str | None]:
 
 
 def find_labels_csv(folder: Path) -> Path:
+    """The labels CSV of an image folder: a known name, else the folder's only CSV; `DataError` otherwise."""
     for name in LABEL_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -311,13 +433,27 @@ def find_labels_csv(folder: Path) -> Path:
     raise DataError(f"{folder}: several CSV files ({names}); name the labels file with --labels")
 
 
-def read_labels(
+def read_records(
     csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None
 ) -> list[Record]:
-    """Parse an EyePACS or APTOS labels CSV; names without an extension are looked up in ``image_dir``.
+    """Records of the images an EyePACS or APTOS labels CSV names.
 
-    Every problem is a `DataError` naming the file and the line: empty file, unknown columns, a row with
-    the wrong number of fields, a label that is not a grade 0-4, a duplicate name, a missing image.
+    Parameters
+    ----------
+    csv_path : str or os.PathLike
+        The labels CSV.
+    image_dir : str or os.PathLike, optional
+        Where the images are; default the CSV's folder. Names without an extension are looked up there.
+
+    Returns
+    -------
+    list of Record
+
+    Raises
+    ------
+    DataError
+        Naming the file and the line: empty file, unknown columns, a row with the wrong number of fields,
+        a label that is not a grade 0-4, a duplicate name, a missing image.
     """
     csv_path = Path(csv_path)
     folder = Path(image_dir) if image_dir is not None else csv_path.parent
@@ -347,7 +483,7 @@ def _image_index(folder: Path) -> dict[str, Path]:
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise DataError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+        raise DataError(os_error_message(folder, "list folder", exc)) from None
     for p in entries:
         if p.suffix.lower() in suffixes and not p.name.startswith("."):
             index.setdefault(p.name.lower(), p)
@@ -363,15 +499,31 @@ def _resolve(folder: Path, image: str, index: dict[str, Path]) -> Path | None:
 
 
 def load_folder(folder: str | os.PathLike, labels: str | os.PathLike | None = None) -> list[Record]:
+    """Records of an image folder, with its labels CSV found by name unless ``labels`` names it."""
     folder = Path(folder)
     csv_path = Path(labels) if labels else find_labels_csv(folder)
-    return read_labels(csv_path, folder)
+    return read_records(csv_path, folder)
 
 
 def split_by_patient(
     records: Sequence[Record], val_fraction: float, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Train/validation split with both eyes of a patient on the same side; seeded, about val_fraction."""
+    """Split records into training and validation with both eyes of a patient on the same side.
+
+    Parameters
+    ----------
+    records : sequence of Record
+        The images.
+    val_fraction : float
+        About this share of the patients (at least one when positive) goes to validation.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    tuple of list of Record
+        (train, val).
+    """
     patients = sorted({r.patient for r in records})
     rng = np.random.default_rng([seed, 0x5EED])
     order = rng.permutation(len(patients))
@@ -385,7 +537,20 @@ def split_by_patient(
 
 
 def balance_weights(grades: Sequence[int], proportions: Sequence[float]) -> list[float]:
-    """Per-item sampling weights so that drawing with replacement gives the target grade proportions."""
+    """Per-item sampling weights so that drawing with replacement gives the target grade proportions.
+
+    Parameters
+    ----------
+    grades : sequence of int
+        Grade of every item.
+    proportions : sequence of float
+        Target share of every grade.
+
+    Returns
+    -------
+    list of float
+        One weight per item; 0 for grades with a zero target.
+    """
     counts = np.bincount(np.asarray(grades, dtype=np.int64), minlength=NUM_GRADES)
     out = []
     for g in grades:
@@ -421,40 +586,63 @@ class FolderDataset(Dataset):
 
     @property
     def grades(self) -> list[int]:
+        """Grade of every record."""
         return [r.grade for r in self.records]
 
     def sample(self, index: int) -> tuple[np.ndarray, int]:
+        """(preprocessed image (S, S, 3) uint8, grade) of one record, unaugmented."""
         r = self.records[index]
         return cached_preprocess(r.path, self.chain, self.size, self.cache_dir), r.grade
 
-    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: EpochKey | int) -> tuple[torch.Tensor, int]:
         key = _key(key)
         image, grade = self.sample(key[1])
         return _to_item(image, key, self.augment, self.aug_seed), grade
 
 
-def cache_root_for(folder: Path) -> Path:
-    """``<folder>/.retinaview-cache`` when writable, else the user cache (XDG_CACHE_HOME)."""
-    local = folder / CACHE_DIRNAME
-    try:
-        local.mkdir(exist_ok=True)
-        if os.access(local, os.W_OK):
-            return local
-    except OSError:
-        pass
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "retinaview" / "preprocessed"
+def user_cache_dir() -> Path:
+    """The folder for derived data: ``$XDG_CACHE_HOME/retinaview`` (default ``~/.cache/retinaview``).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created). Derived data never goes into a user's image folder: it may be read-only,
+        shared, or under version control.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "retinaview"
+
+
+def preprocessed_cache_dir() -> Path:
+    """Where `cached_preprocess` keeps preprocessed images by default: ``user_cache_dir() / "preprocessed"``."""
+    return user_cache_dir() / "preprocessed"
 
 
 def cached_preprocess(
     path: Path, chain: str, size: int, cache_dir: Path | None = None
 ) -> np.ndarray:
-    """The ``chain`` preprocessing of ``path`` at ``size`` as (size, size, 3) uint8, cached on disk.
+    """The ``chain`` preprocessing of an image file, cached on disk.
 
     The cache key follows the absolute path, size in bytes and modification time of the file, so an
     edited image is preprocessed again.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The image file.
+    chain : str
+        Preprocessing chain (`retinaview.core.preprocess`).
+    size : int
+        Side of the model's input in pixels.
+    cache_dir : pathlib.Path, optional
+        Default `preprocessed_cache_dir`, in the user's cache folder, never the image's folder.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size, 3) uint8.
     """
-    root = cache_dir or cache_root_for(path.parent)
+    root = cache_dir or preprocessed_cache_dir()
     try:
         st = path.stat()
     except OSError:
@@ -484,8 +672,24 @@ def cached_preprocess(
 
 
 def preprocess_uint8(image: np.ndarray, chain: str, size: int) -> np.ndarray:
-    """The model's input of one photograph as (size, size, 3) uint8: the same `preprocess` call as the
-    viewer and ``retinaview explain`` (the one input path), rounded to 8 bits for caching."""
+    """One photograph preprocessed for a model, rounded to 8 bits for caching.
+
+    The same `retinaview.core.preprocess.preprocess` call as the viewer and ``retinaview explain`` make.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) photograph.
+    chain : str
+        Preprocessing chain.
+    size : int
+        Side of the model's input in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size, 3) uint8.
+    """
     from retinaview.core.preprocess import preprocess
 
     pre = preprocess(image, chain=chain, size=size)
@@ -504,7 +708,44 @@ def _atomic_save(path: Path, write) -> None:
         raise
 
 
-def guarded(loader) -> Iterator:
+def default_workers() -> int:
+    """Data-loader processes: one on small machines (generation overlaps compute), more with more cores."""
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 4 else min(4, cores // 4)
+
+
+def make_loader(
+    dataset: Dataset, batch_sampler: EpochBatchSampler, workers: int, device: torch.device
+) -> DataLoader:
+    """A DataLoader over ``dataset`` in the batches of ``batch_sampler``.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Indexed by `EpochKey`.
+    batch_sampler : EpochBatchSampler
+        Yields the batches of keys.
+    workers : int
+        Loader processes; 0 loads in the calling thread.
+    device : torch.device
+        Where the batches go; host memory is pinned for CUDA.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+    """
+    kwargs: dict[str, object] = {
+        "batch_sampler": batch_sampler,
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+    }
+    if workers > 0:
+        # Never fork: the caller may be a GUI or a process with threads; spawn is safe everywhere.
+        kwargs.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
+    return DataLoader(dataset, **kwargs)
+
+
+def guarded(loader: DataLoader) -> Iterator:
     """Iterate a DataLoader; a `RetinaviewError` raised in a worker process comes back as one line.
 
     DataLoader re-raises worker exceptions with the worker's traceback in the message; the user needs
@@ -542,7 +783,35 @@ def build_dataset(
     records: list[Record] | None = None,
     image_size: int | None = None,
 ) -> SynthDataset | FolderDataset:
-    """A dataset for one source; ``records`` overrides a folder's records (after a patient split)."""
+    """The data set of one source.
+
+    Parameters
+    ----------
+    source : SynthSource, FolderSource or str
+        Where the images come from.
+    size : int
+        Side of the model's input in pixels.
+    chain : str
+        The model's preprocessing chain.
+    proportions : sequence of float, optional
+        Grade proportions of a class-balanced synthetic source.
+    fresh : bool
+        New synthetic images every epoch.
+    augment : AugmentConfig, optional
+        Augmentation of every item.
+    aug_seed : int
+        Seed of the augmentation.
+    cache_dir : str or os.PathLike, optional
+        Where preprocessed images are kept.
+    records : list of Record, optional
+        Replace a folder's records (after a patient split).
+    image_size : int, optional
+        Side of the generated synthetic photographs; default ``size``.
+
+    Returns
+    -------
+    SynthDataset or FolderDataset
+    """
     if isinstance(source, str):
         source = parse_source(source)
     if isinstance(source, SynthSource):

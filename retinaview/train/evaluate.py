@@ -11,104 +11,40 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from retinaview.core.models.registry import ModelSpec
-from retinaview.train import data as D
+from retinaview.train.data import default_workers
 from retinaview.train.metrics import grading_report, quadratic_weighted_kappa
+from retinaview.train.patient import PatientHead, load_head
+from retinaview.train.predict import (
+    Predictions,
+    dataset_for_model,
+    pair_features,
+    pair_indices,
+    predict,
+)
 
 
-@dataclass
-class Predictions:
-    grades: np.ndarray  # (N,) true grades
-    probs: np.ndarray  # (N, K) softmax
-    features: np.ndarray | None  # (N, F) penultimate features when the model exposes them
-    patients: list[str] | None = None
-    eyes: list[str | None] | None = None
+def patient_report(pred: Predictions, head: PatientHead | None = None) -> dict[str, Any] | None:
+    """Per-eye against per-patient QWK over the patients with both eyes present.
 
+    Parameters
+    ----------
+    pred : Predictions
+        Predictions with patients and eyes.
+    head : PatientHead, optional
+        A both-eyes head; adds its per-eye and per-patient QWK (needs ``pred.features``).
 
-def features_and_logits(model: nn.Module, spec: ModelSpec, x: torch.Tensor):
-    """(features or None, logits): paper17-style models expose ``features(x)`` and a classifier module."""
-    feats_fn = getattr(model, "features", None)
-    if callable(feats_fn) and not isinstance(feats_fn, nn.Module):
-        f = feats_fn(x)
-        return f, model.get_submodule(spec.classifier)(f)
-    return None, model(x)
-
-
-def build_eval_dataset(source: str, spec: ModelSpec, labels: str | None = None):
-    """Dataset of a ``synth:N:SEED``, ``synthpairs:P:SEED`` or folder source for ``spec``'s input."""
-    if source.startswith("synthpairs:"):
-        from retinaview.train.patient import SynthPairDataset, parse_pairs
-
-        n, seed = parse_pairs(source)
-        return SynthPairDataset(n, seed, spec.input_size, spec.preprocessing)
-    return D.build_dataset(
-        D.parse_source(source, labels), size=spec.input_size, chain=spec.preprocessing
-    )
-
-
-def predict(
-    model: nn.Module,
-    spec: ModelSpec,
-    dataset,
-    *,
-    batch: int = 16,
-    device: torch.device | None = None,
-    workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-) -> Predictions:
-    """Run ``model`` (eval mode) over ``dataset``; images normalised with the spec's mean/std."""
-    from retinaview.train.trainer import _loader
-
-    device = device or next(model.parameters()).device
-    model.eval()
-    sampler = D.EpochBatchSampler(len(dataset), batch, shuffle=False, drop_last=False)
-    loader = _loader(dataset, sampler, workers, device)
-    mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
-    grades, probs, feats = [], [], []
-    done = 0
-    with torch.inference_mode():
-        for xb, yb in D.guarded(loader):
-            x = (xb.to(device).float() / 255.0 - mean) / std
-            f, logits = features_and_logits(model, spec, x)
-            probs.append(logits.float().softmax(1).cpu().numpy())
-            grades.append(yb.numpy())
-            if f is not None:
-                feats.append(f.float().cpu().numpy())
-            done += len(yb)
-            if progress is not None:
-                progress(done, len(dataset))
-    records = getattr(dataset, "records", None)
-    return Predictions(
-        np.concatenate(grades).astype(np.int64),
-        np.concatenate(probs),
-        np.concatenate(feats) if feats else None,
-        [r.patient for r in records] if records else None,
-        [r.eye for r in records] if records else None,
-    )
-
-
-def pair_indices(patients: list[str] | None, eyes: list[str | None] | None) -> np.ndarray:
-    """(P, 2) indices of (left, right) for patients with both eyes present."""
-    if not patients or not eyes:
-        return np.zeros((0, 2), dtype=np.int64)
-    seen: dict[str, dict[str, int]] = {}
-    for i, (p, e) in enumerate(zip(patients, eyes, strict=True)):
-        if e in ("left", "right"):
-            seen.setdefault(p, {})[e] = i
-    pairs = [(d["left"], d["right"]) for d in seen.values() if len(d) == 2]
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-
-
-def patient_report(pred: Predictions, head=None) -> dict[str, Any] | None:
-    """Per-eye vs per-patient QWK over the paired patients; with ``head`` the both-eyes head's QWK."""
+    Returns
+    -------
+    dict or None
+        ``pairs``, ``per_eye_qwk``, ``per_patient_qwk`` (a patient's grade is the worse eye), and with a head
+        ``both_eyes_qwk`` and ``both_eyes_per_patient_qwk``; None when no patient has both eyes.
+    """
     pairs = pair_indices(pred.patients, pred.eyes)
     if len(pairs) == 0:
         return None
@@ -123,8 +59,6 @@ def patient_report(pred: Predictions, head=None) -> dict[str, Any] | None:
         "per_patient_qwk": quadratic_weighted_kappa(worse_t, pred.probs[pairs].argmax(2).max(1), k),
     }
     if head is not None and pred.features is not None:
-        from retinaview.train.patient import pair_features
-
         x, y = pair_features(pred.features, pred.grades, pairs)
         hp = head.predict_proba(x)
         out["both_eyes_qwk"] = quadratic_weighted_kappa(y, hp.argmax(1), k)
@@ -139,33 +73,60 @@ def evaluate(
     *,
     labels: str | None = None,
     batch: int = 16,
-    device: Any = None,
+    device: str | torch.device | None = None,
     workers: int | None = None,
-    head_path: str | None = None,
+    head_path: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Grade every image of ``data`` with ``model`` (a path, ``default``, or a loaded model with ``.spec``)."""
+    """Grade every image of ``data`` with ``model`` and report the grading figures.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or torch.nn.Module
+        A checkpoint path, ``"default"`` (the bundled model), or a loaded model with a ``spec``.
+    data : str
+        ``synth:N:SEED``, ``synthpairs:P:SEED`` or a folder with a labels CSV.
+    labels : str, optional
+        The folder's labels CSV when it is not found by name.
+    batch : int
+        Images per forward pass.
+    device : str or torch.device, optional
+        Where to load ``model`` when it is a path; default CUDA when present.
+    workers : int, optional
+        Data-loader processes; default one on small machines, none for small data sets.
+    head_path : str or os.PathLike, optional
+        A both-eyes head from ``retinaview train-patient``.
+    progress : callable, optional
+        Called with (images done, total) after every batch.
+
+    Returns
+    -------
+    dict
+        `retinaview.train.metrics.grading_report` (``qwk``, ``accuracy``, ``confusion``, ``per_class`` with
+        each grade's recall as ``sensitivity``, ``referable``, ``n``), ``patients`` when the data pairs eyes,
+        ``model``, ``data`` and ``seconds``.
+    """
     from retinaview.core.model_loading import load_model
 
     t0 = time.monotonic()
     if not isinstance(model, nn.Module):
         model = load_model(model, device)
     spec: ModelSpec = model.spec
-    dataset = build_eval_dataset(data, spec, labels)
+    # Read before the grading starts: a bad head file should not cost a whole evaluation.
+    head = load_head(head_path) if head_path else None
+    dataset = dataset_for_model(data, spec, labels)
     if workers is None:
-        from retinaview.train.trainer import default_workers
-
         workers = default_workers() if len(dataset) > 4 * batch else 0
-    device = next(model.parameters()).device
     pred = predict(
-        model, spec, dataset, batch=batch, device=device, workers=workers, progress=progress
+        model,
+        spec,
+        dataset,
+        batch=batch,
+        device=next(model.parameters()).device,
+        workers=workers,
+        progress=progress,
     )
     report = grading_report(pred.grades, pred.probs, spec.num_classes)
-    head = None
-    if head_path:
-        from retinaview.train.patient import load_head
-
-        head = load_head(head_path)
     patients = patient_report(pred, head)
     if patients is not None:
         report["patients"] = patients

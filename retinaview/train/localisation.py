@@ -26,7 +26,27 @@ def lesion_localisation(
     method: str = "rfscore",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Positive-score fraction inside lesion masks for ``per_grade`` synthetic images of each grade 1-4."""
+    """Share of the positive explanation score that lies on the lesions of synthetic photographs.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The grader, with a ``spec``.
+    per_grade : int
+        Synthetic photographs of each grade 1-4 (seeds never used by training or validation).
+    seed : int
+        Picks another set of photographs.
+    method : str
+        Explanation method (`retinaview.core.api.explain`).
+    progress : callable, optional
+        Called with (images done, total).
+
+    Returns
+    -------
+    dict
+        ``per_grade`` (grade -> ``inside_fraction``, ``lesion_area_fraction``, ``enrichment``, ``n``) and
+        the same three figures over all images, ``method`` and ``margin_px``.
+    """
     from retinaview.core.api import explain
     from retinaview.core.synthetic import generate
 

@@ -9,12 +9,26 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 REFERABLE_GRADE = 2
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int = 5) -> np.ndarray:
-    """(K, K) int64 counts; rows are true grades, columns predicted grades."""
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int = 5) -> np.ndarray:
+    """Counts of (true grade, predicted grade).
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like
+        (N,) integer grades 0..K-1.
+    num_classes : int
+        K.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K, K) int64; rows are true grades, columns predicted grades.
+    """
     t = np.asarray(y_true, dtype=np.int64).ravel()
     p = np.asarray(y_pred, dtype=np.int64).ravel()
     if t.shape != p.shape:
@@ -30,6 +44,16 @@ def kappa_from_confusion(confusion: np.ndarray) -> float:
     kappa = 1 - sum(W * O) / sum(W * E) with W_ij = (i - j)^2 / (K - 1)^2 and E the outer product of the
     row and column totals divided by N. When the expected disagreement is zero (one grade only on both
     sides) kappa is 1 for complete agreement and 0 otherwise.
+
+    Parameters
+    ----------
+    confusion : numpy.ndarray
+        (K, K) counts, rows true grades.
+
+    Returns
+    -------
+    float
+        Kappa in [-1, 1]; 0 for an empty matrix.
     """
     o = np.asarray(confusion, dtype=np.float64)
     k = o.shape[0]
@@ -46,17 +70,43 @@ def kappa_from_confusion(confusion: np.ndarray) -> float:
     return float(1.0 - num / den)
 
 
-def quadratic_weighted_kappa(y_true, y_pred, num_classes: int = 5) -> float:
+def quadratic_weighted_kappa(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int = 5) -> float:
+    """Quadratic weighted kappa of true and predicted grades (see `kappa_from_confusion`).
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like
+        (N,) integer grades 0..K-1.
+    num_classes : int
+        K.
+
+    Returns
+    -------
+    float
+    """
     return kappa_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
 
 
 def accuracy_from_confusion(confusion: np.ndarray) -> float:
+    """Share of images on the diagonal of a (K, K) confusion matrix; 0 when it is empty."""
     n = confusion.sum()
     return float(np.trace(confusion) / n) if n else 0.0
 
 
 def per_class(confusion: np.ndarray) -> list[dict[str, Any]]:
-    """Per grade: one-vs-rest sensitivity (recall) and specificity, and the support (true count)."""
+    """One-against-the-rest figures of every grade.
+
+    Parameters
+    ----------
+    confusion : numpy.ndarray
+        (K, K) counts, rows true grades.
+
+    Returns
+    -------
+    list of dict
+        Per grade: ``grade``, ``support`` (true images), ``sensitivity`` (recall: the share of the grade's
+        images graded right) and ``specificity``; a figure without images to count is None.
+    """
     c = np.asarray(confusion, dtype=np.int64)
     n = c.sum()
     out = []
@@ -76,8 +126,21 @@ def per_class(confusion: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def roc_auc(labels, scores) -> float | None:
-    """Area under the ROC curve by ranking (Mann-Whitney U, ties count one half); None without both classes."""
+def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float | None:
+    """Area under the ROC curve by ranking (Mann-Whitney U, ties count one half).
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) booleans, True for positives.
+    scores : array_like
+        (N,) scores, higher meaning more likely positive.
+
+    Returns
+    -------
+    float or None
+        The AUC; None without both positives and negatives.
+    """
     y = np.asarray(labels, dtype=bool).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     n_pos = int(y.sum())
@@ -96,8 +159,25 @@ def roc_auc(labels, scores) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
-def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> float | None:
-    """Highest sensitivity over thresholds whose specificity is at least ``specificity``."""
+def sensitivity_at_specificity(
+    labels: ArrayLike, scores: ArrayLike, specificity: float = 0.9
+) -> float | None:
+    """Highest sensitivity over the thresholds whose specificity is at least ``specificity``.
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) booleans, True for positives.
+    scores : array_like
+        (N,) scores; a threshold t calls a score > t positive.
+    specificity : float
+        The least specificity, in [0, 1].
+
+    Returns
+    -------
+    float or None
+        None without both positives and negatives.
+    """
     y = np.asarray(labels, dtype=bool).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.all() or not y.any():
@@ -109,8 +189,23 @@ def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> floa
     return float((s[y] > t).mean())
 
 
-def referable(y_true, probs) -> dict[str, Any]:
-    """Referable DR (grade >= 2): sensitivity/specificity of the argmax grade, AUC of P(grade >= 2)."""
+def referable(y_true: ArrayLike, probs: ArrayLike) -> dict[str, Any]:
+    """Referable DR (grade >= 2) figures.
+
+    Parameters
+    ----------
+    y_true : array_like
+        (N,) true grades.
+    probs : array_like
+        (N, K) class probabilities.
+
+    Returns
+    -------
+    dict
+        ``sensitivity`` and ``specificity`` of the most probable grade, ``auc`` and
+        ``sensitivity_at_90_specificity`` of the summed probability of grades 2..K-1, ``positives``,
+        ``negatives``.
+    """
     t = np.asarray(y_true, dtype=np.int64).ravel() >= REFERABLE_GRADE
     p = np.asarray(probs, dtype=np.float64)
     score = p[:, REFERABLE_GRADE:].sum(1)
@@ -127,20 +222,57 @@ def referable(y_true, probs) -> dict[str, Any]:
     }
 
 
-def grading_report(y_true, probs, num_classes: int | None = None) -> dict[str, Any]:
-    """Everything `retinaview evaluate` prints: qwk, accuracy, confusion, per_class, referable, n."""
+def grading_report(
+    y_true: ArrayLike, probs: ArrayLike, num_classes: int | None = None
+) -> dict[str, Any]:
+    """Everything `retinaview evaluate` prints.
+
+    Parameters
+    ----------
+    y_true : array_like
+        (N,) true grades.
+    probs : array_like
+        (N, K) class probabilities; the predicted grade is the most probable.
+    num_classes : int, optional
+        K; default ``probs.shape[1]``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``qwk``, ``accuracy``, ``balanced_accuracy`` (the mean recall over the grades present, so a
+        common grade cannot carry it), ``confusion``, ``per_class`` (`per_class`) and ``referable``
+        (`referable`).
+    """
     p = np.asarray(probs, dtype=np.float64)
     k = num_classes or p.shape[1]
     t = np.asarray(y_true, dtype=np.int64).ravel()
     cm = confusion_matrix(t, p.argmax(1), k)
+    classes = per_class(cm)
     return {
         "n": int(t.size),
         "qwk": kappa_from_confusion(cm),
         "accuracy": accuracy_from_confusion(cm),
+        "balanced_accuracy": balanced_accuracy(classes),
         "confusion": cm.tolist(),
-        "per_class": per_class(cm),
+        "per_class": classes,
         "referable": referable(t, p),
     }
+
+
+def balanced_accuracy(classes: list[dict[str, Any]]) -> float | None:
+    """Mean recall (sensitivity) over the grades with at least one true image; None if there are none.
+
+    Parameters
+    ----------
+    classes : list of dict
+        `per_class` rows.
+
+    Returns
+    -------
+    float or None
+    """
+    recalls = [c["sensitivity"] for c in classes if c["support"]]
+    return float(np.mean(recalls)) if recalls else None
 
 
 def _ratio(a: int, b: int) -> float | None:

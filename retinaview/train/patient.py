@@ -1,19 +1,19 @@
-"""Both-eyes head (seed 000): a linear classifier on the 64 + 64 features of a patient's two eyes.
+"""Both-eyes head: a linear classifier on the 64 + 64 pooled features of a patient's two eyes.
 
 For each eye the input is [features of this eye, features of the fellow eye] (128 values for paper17) and
 the target is this eye's grade, so the head uses everything known about the patient and is scored per eye
 like the base model. Features are standardised with the training set's mean and spread; the classifier is
 multinomial logistic regression with a small L2 penalty, fitted by L-BFGS on the full set.
 
-The head is saved as a small ``torch.save`` file that loads with ``weights_only=True``.
-Synthetic patients (``synthpairs:P:SEED``): patient p has images 2p (left) and 2p+1 (right), with grades
-correlated as in screening data (``retinaview.core.synthetic`` draws them when it can).
+The head is saved as a small ``torch.save`` file that loads with ``weights_only=True``. Synthetic patients
+(``synth:P:SEED``) are `retinaview.train.data.SynthPairDataset`.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,103 +22,42 @@ import numpy as np
 import torch
 
 from retinaview.core.common.errors import CheckpointError, DataError
-from retinaview.train import data as D
+from retinaview.train.data import default_workers
+from retinaview.train.metrics import quadratic_weighted_kappa
+from retinaview.train.predict import dataset_for_model, pair_features, pair_indices, predict
 
 HEAD_FORMAT = "retinaview-patient-head"
-
-
-# ---------------------------------------------------------------- synthetic patients
-
-
-def parse_pairs(text: str) -> tuple[int, int]:
-    """``synthpairs:P[:SEED]`` or ``synth:P[:SEED]`` -> (P patients, seed)."""
-    body = text.split(":", 1)[1] if ":" in text else ""
-    src = D.parse_source("synth:" + body)
-    return src.n, src.seed
-
-
-def patient_grades(seed: int) -> tuple[int, int]:
-    """Correlated (left, right) grades of one synthetic patient."""
-    rng = np.random.default_rng([seed, 0xE7E5])
-    try:
-        from retinaview.core.synthetic.grading import draw_patient_grades
-    except ImportError:
-        draw_patient_grades = None
-    if draw_patient_grades is not None:
-        left, right = draw_patient_grades(rng)
-        return int(left), int(right)
-    from retinaview.core.synthetic import DEFAULT_CLASS_FREQUENCIES
-
-    left = int(rng.choice(D.NUM_GRADES, p=np.asarray(DEFAULT_CLASS_FREQUENCIES)))
-    step = int(rng.choice([-1, 0, 0, 0, 1]))
-    return left, int(np.clip(left + step, 0, D.NUM_GRADES - 1))
-
-
-class SynthPairDataset(torch.utils.data.Dataset):
-    """2P synthetic images of P patients; ``records`` carry patient and eye for pairing."""
-
-    def __init__(self, patients: int, seed: int = 0, size: int = 640, chain: str = "paper") -> None:
-        self.patients = patients
-        self.seed = seed
-        self.size = size
-        self.chain = chain
-        self.records = [
-            D.Record(Path(f"synth-{seed}-{p}_{eye}"), -1, f"{p}_{eye}", str(p), eye)
-            for p in range(patients)
-            for eye in ("left", "right")
-        ]
-
-    def describe(self) -> str:
-        return f"synthpairs:{self.patients}:{self.seed} at {self.size}px"
-
-    def __len__(self) -> int:
-        return 2 * self.patients
-
-    def __getitem__(self, key) -> tuple[torch.Tensor, int]:
-        _, i = D._key(key)
-        p, side = divmod(i, 2)
-        base = self.seed * D.SEED_STRIDE + p
-        grade = patient_grades(base)[side]
-        from retinaview.core.synthetic import generate
-
-        eye = ("left", "right")[side]
-        try:
-            smp = generate(base * 2 + side, grade=grade, size=self.size, eye=eye)
-        except TypeError:  # a generator without the eye argument
-            smp = generate(base * 2 + side, grade=grade, size=self.size)
-        image = D.preprocess_uint8(smp.image, self.chain, self.size)
-        return torch.from_numpy(image).permute(2, 0, 1).contiguous(), int(smp.grade)
 
 
 # ---------------------------------------------------------------- the head
 
 
-def pair_features(
-    features: np.ndarray, grades: np.ndarray, pairs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows [left, right] -> left grade and [right, left] -> right grade for each (left, right) pair."""
-    left, right = features[pairs[:, 0]], features[pairs[:, 1]]
-    x = np.empty((2 * len(pairs), 2 * features.shape[1]), dtype=np.float32)
-    x[0::2] = np.concatenate([left, right], 1)
-    x[1::2] = np.concatenate([right, left], 1)
-    y = np.empty(2 * len(pairs), dtype=np.int64)
-    y[0::2] = grades[pairs[:, 0]]
-    y[1::2] = grades[pairs[:, 1]]
-    return x, y
-
-
 @dataclass
 class PatientHead:
-    weight: np.ndarray  # (K, 2F)
-    bias: np.ndarray  # (K,)
-    mean: np.ndarray  # (2F,)
-    std: np.ndarray  # (2F,)
+    """A fitted both-eyes head: logits = ((x - mean) / std) @ weight.T + bias.
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (K, 2F) class weights.
+    bias : numpy.ndarray
+        (K,) class biases.
+    mean, std : numpy.ndarray
+        (2F,) standardisation of the inputs, from the training rows.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        """(M, K) logits of (M, 2F) rows made by `retinaview.train.predict.pair_features`."""
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
         return z @ self.weight.T + self.bias
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(M, K) class probabilities (softmax of `logits`) of (M, 2F) rows."""
         lg = self.logits(x)
         lg = lg - lg.max(1, keepdims=True)
         e = np.exp(lg)
@@ -128,7 +67,26 @@ class PatientHead:
 def fit_head(
     x: np.ndarray, y: np.ndarray, num_classes: int = 5, l2: float = 1e-3, iterations: int = 500
 ) -> PatientHead:
-    """Multinomial logistic regression by L-BFGS (scipy) on standardised features; deterministic."""
+    """Fit a both-eyes head: multinomial logistic regression by L-BFGS on standardised features.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (M, 2F) rows from `retinaview.train.predict.pair_features`.
+    y : numpy.ndarray
+        (M,) grades.
+    num_classes : int
+        K.
+    l2 : float
+        Penalty on the squared weights (not the biases).
+    iterations : int
+        Most L-BFGS iterations.
+
+    Returns
+    -------
+    PatientHead
+        Deterministic for given inputs.
+    """
     from scipy.optimize import minimize
 
     mean = x.mean(0)
@@ -156,6 +114,7 @@ def fit_head(
 
 
 def save_head(path: str | os.PathLike, head: PatientHead, meta: dict[str, Any]) -> Path:
+    """Write ``head`` and ``meta`` (plain values) atomically to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -174,6 +133,7 @@ def save_head(path: str | os.PathLike, head: PatientHead, meta: dict[str, Any]) 
 
 
 def load_head(path: str | os.PathLike) -> PatientHead:
+    """Read a head written by `save_head`; a one-line `CheckpointError` for anything else."""
     name = str(path)
     if not Path(path).is_file():
         raise CheckpointError(f"{name}: no such file")
@@ -189,15 +149,6 @@ def load_head(path: str | os.PathLike) -> PatientHead:
 # ---------------------------------------------------------------- train-patient
 
 
-def _dataset(source: str, spec, labels: str | None):
-    if source.startswith(("synth:", "synthpairs:")):
-        n, seed = parse_pairs(source)
-        return SynthPairDataset(n, seed, spec.input_size, spec.preprocessing)
-    return D.build_dataset(
-        D.parse_source(source, labels), size=spec.input_size, chain=spec.preprocessing
-    )
-
-
 def train_patient(
     model_path: str,
     data: str,
@@ -207,24 +158,43 @@ def train_patient(
     val_fraction: float = 0.2,
     seed: int = 0,
     batch: int = 16,
-    device: Any = None,
+    device: str | torch.device | None = None,
     workers: int | None = None,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit the both-eyes head on the paired patients of ``data``; report per-eye vs both-eyes QWK.
+    """Fit the both-eyes head on the paired patients of ``data``; report per-eye against both-eyes QWK.
 
-    ``synth:P:SEED`` means P synthetic patients (2P images). Patients are split ``val_fraction`` for the
-    reported validation figures; the saved head is fitted on the training patients.
+    Parameters
+    ----------
+    model_path : str
+        Checkpoint file or ``"default"``; the model must expose pooled features (paper17).
+    data : str
+        A folder with EyePACS ``{patient}_left``/``{patient}_right`` images, or ``synth:P:SEED`` for P
+        synthetic patients (2P images).
+    out : str or os.PathLike
+        Where to write the head.
+    labels : str, optional
+        The folder's labels CSV when it is not found by name.
+    val_fraction : float
+        Share of patients held out for the reported validation figures (with at least 10 patients); the
+        saved head is fitted on the others.
+    seed : int
+        Seed of the patient split.
+    batch, device, workers, progress
+        As in `retinaview.train.predict.predict`.
+
+    Returns
+    -------
+    dict
+        ``train_patients``, ``val_patients``, ``{train,val}_per_eye_qwk``, ``{train,val}_both_eyes_qwk``,
+        ``out`` and ``seconds``.
     """
     from retinaview.core.model_loading import load_model
-    from retinaview.train.evaluate import pair_indices, predict
-    from retinaview.train.metrics import quadratic_weighted_kappa
-    from retinaview.train.trainer import default_workers
 
     t0 = time.monotonic()
     model = load_model(model_path, device)
     spec = model.spec
-    dataset = _dataset(data, spec, labels)
+    dataset = dataset_for_model(data, spec, labels, synth_as_pairs=True)
     if workers is None:
         workers = default_workers() if len(dataset) > 4 * batch else 0
     device = next(model.parameters()).device

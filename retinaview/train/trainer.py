@@ -37,8 +37,9 @@ from torch import nn
 from retinaview.core.checkpoint import read_checkpoint, save_checkpoint
 from retinaview.core.common.errors import DataError
 from retinaview.core.device import resolve_device
+from retinaview.core.models.inputs import normalise
 from retinaview.core.models.registry import ModelSpec, build_model
-from retinaview.train import data as D
+from retinaview.train import data
 from retinaview.train.augment import AugmentConfig
 from retinaview.train.losses import build_loss
 from retinaview.train.metrics import accuracy_from_confusion, kappa_from_confusion
@@ -106,6 +107,8 @@ class TrainEvent:
 
 @dataclass
 class TrainResult:
+    """How a run ended: its status, where it stands, the best validation QWK and the files it wrote."""
+
     status: str  # done | stopped | time-limit | interrupted | terminated
     epochs_done: int
     global_step: int
@@ -148,12 +151,6 @@ def _init_distributed() -> _Dist:
     return _Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", 0)), owned=True)
 
 
-def default_workers() -> int:
-    """One loader worker on small machines (generation overlaps compute); more with more cores."""
-    cores = os.cpu_count() or 1
-    return 1 if cores <= 4 else min(4, cores // 4)
-
-
 def train(
     config: TrainConfig,
     progress: Callable[[TrainEvent], None] | None = None,
@@ -162,10 +159,29 @@ def train(
     model: nn.Module | None = None,
     spec: ModelSpec | None = None,
 ) -> TrainResult:
-    """Train (or resume) as ``config`` says; ``progress`` gets `TrainEvent`s, ``stop`` ends it cleanly.
+    """Train (or resume) a grader as ``config`` says.
 
-    ``model``/``spec`` replace building ``config.arch`` (tests use tiny models). Raises `DataError` for
-    bad sources or a run folder that already holds a run without ``resume``.
+    Parameters
+    ----------
+    config : TrainConfig
+        The run.
+    progress : callable, optional
+        Gets a `TrainEvent` after every step and epoch, and at the end (rank 0 only).
+    stop : threading.Event, optional
+        Set it to end the run cleanly after the current step; ``last.pt`` is saved.
+    model : torch.nn.Module, optional
+        Replaces building ``config.arch`` (tests use tiny models); needs ``spec``.
+    spec : ModelSpec, optional
+        The spec of ``model``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError
+        Bad sources, or a run folder that already holds a run without ``resume``.
     """
     info = _init_distributed()
     try:
@@ -176,7 +192,15 @@ def train(
 
 
 class _Trainer:
-    def __init__(self, cfg, progress, stop, model, spec, info: _Dist) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        progress: Callable[[TrainEvent], None] | None,
+        stop: threading.Event | None,
+        model: nn.Module | None,
+        spec: ModelSpec | None,
+        info: _Dist,
+    ) -> None:
         self.cfg = cfg
         self.progress = progress if info.main else None
         self.stop_event = stop
@@ -214,10 +238,6 @@ class _Trainer:
         if info.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device)
-        std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
-        self.scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
-        self.shift = (-mean / std).view(1, -1, 1, 1)
         # state
         self.epoch = 0
         self.step_in_epoch = 0
@@ -232,44 +252,46 @@ class _Trainer:
 
     def _build_data(self) -> None:
         cfg = self.cfg
-        proportions = D.parse_balance(cfg.balance)
+        proportions = data.parse_balance(cfg.balance)
         aug = AugmentConfig() if cfg.augment else None
-        src = D.parse_source(cfg.data, cfg.labels)
-        val_src = D.parse_source(cfg.val, cfg.val_labels) if cfg.val else None
+        src = data.parse_source(cfg.data, cfg.labels)
+        val_src = data.parse_source(cfg.val, cfg.val_labels) if cfg.val else None
         train_records = val_records = None
-        if isinstance(src, D.FolderSource):
-            records = D.load_folder(src.folder, src.labels)
+        if isinstance(src, data.FolderSource):
+            records = data.load_folder(src.folder, src.labels)
             if val_src is None:
-                train_records, val_records = D.split_by_patient(records, cfg.val_fraction, cfg.seed)
+                train_records, val_records = data.split_by_patient(
+                    records, cfg.val_fraction, cfg.seed
+                )
                 if not train_records:
                     raise DataError(f"{src.folder}: no training images left after the split")
             else:
                 train_records = records
         elif val_src is None:
-            val_src = D.SynthSource(min(500, max(50, src.n // 10)), src.seed + 1000)
+            val_src = data.SynthSource(min(500, max(50, src.n // 10)), src.seed + 1000)
         chain = self.spec.preprocessing
-        self.train_ds = D.build_dataset(
+        self.train_ds = data.build_dataset(
             src,
             size=self.size,
             chain=chain,
-            proportions=proportions if isinstance(src, D.SynthSource) else None,
+            proportions=proportions if isinstance(src, data.SynthSource) else None,
             fresh=cfg.fresh,
             augment=aug,
             aug_seed=cfg.seed,
             cache_dir=self.out / "cache" / "train"
-            if isinstance(src, D.SynthSource) and cfg.cache_train and not cfg.fresh
+            if isinstance(src, data.SynthSource) and cfg.cache_train and not cfg.fresh
             else None,
             records=train_records,
         )
         weights = None
-        if isinstance(self.train_ds, D.FolderDataset) and proportions is not None:
-            weights = D.balance_weights(self.train_ds.grades, proportions)
+        if isinstance(self.train_ds, data.FolderDataset) and proportions is not None:
+            weights = data.balance_weights(self.train_ds.grades, proportions)
         if len(self.train_ds) < cfg.batch * self.info.world:
             raise DataError(
                 f"{cfg.data}: {len(self.train_ds)} training images, fewer than one batch of {cfg.batch}"
                 + (f" per process ({self.info.world} processes)" if self.info.active else "")
             )
-        self.train_sampler = D.EpochBatchSampler(
+        self.train_sampler = data.EpochBatchSampler(
             len(self.train_ds),
             cfg.batch,
             seed=cfg.seed,
@@ -280,16 +302,16 @@ class _Trainer:
         self.val_ds = None
         if val_src is not None or val_records:
             cache = self.out / "cache" / "val" if cfg.cache_val else None
-            self.val_ds = D.build_dataset(
+            self.val_ds = data.build_dataset(
                 val_src if val_src is not None else src,
                 size=self.size,
                 chain=chain,
-                cache_dir=cache if isinstance(val_src, D.SynthSource) else None,
+                cache_dir=cache if isinstance(val_src, data.SynthSource) else None,
                 records=val_records,
             )
         self.val_sampler = None
         if self.val_ds is not None and len(self.val_ds):
-            self.val_sampler = D.EpochBatchSampler(
+            self.val_sampler = data.EpochBatchSampler(
                 len(self.val_ds),
                 cfg.val_batch or cfg.batch,
                 shuffle=False,
@@ -297,11 +319,13 @@ class _Trainer:
                 rank=self.info.rank,
                 world=self.info.world,
             )
-        workers = default_workers() if cfg.workers is None else int(cfg.workers)
+        workers = data.default_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
-        self.train_loader = _loader(self.train_ds, self.train_sampler, workers, self.device)
+        self.train_loader = data.make_loader(
+            self.train_ds, self.train_sampler, workers, self.device
+        )
         self.val_loader = (
-            _loader(self.val_ds, self.val_sampler, workers, self.device)
+            data.make_loader(self.val_ds, self.val_sampler, workers, self.device)
             if self.val_sampler is not None
             else None
         )
@@ -545,9 +569,8 @@ class _Trainer:
         drops = sum(1 for s in self.cfg.lr_steps if epoch >= s)
         return self.cfg.lr * self.cfg.lr_gamma**drops
 
-    def _to_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True).float()
-        x = x * self.scale + self.shift
+    def _to_input(self, batch: torch.Tensor) -> torch.Tensor:
+        x = normalise(batch.to(self.device, non_blocking=True), self.spec)
         return x.contiguous(memory_format=self.memory_format)
 
     def _train_epoch(self) -> None:
@@ -564,7 +587,7 @@ class _Trainer:
         last_save = time.monotonic()
         t_prev = time.monotonic()
         run_t0, run_images, run_steps = time.monotonic(), 0, 0
-        it = D.guarded(self.train_loader)
+        it = data.guarded(self.train_loader)
         while True:
             t0 = time.monotonic()
             try:
@@ -702,7 +725,7 @@ class _Trainer:
         model.eval()
         self.val_sampler.set_epoch(0)
         with torch.inference_mode():
-            for xb, yb in D.guarded(self.val_loader):
+            for xb, yb in data.guarded(self.val_loader):
                 x = self._to_input(xb)
                 with torch.autocast(
                     self.device.type,
@@ -762,20 +785,6 @@ def _all_reduce_np(a: np.ndarray, device: torch.device) -> np.ndarray:
         t = t.float()  # nccl reduces float32 fine; counts stay exact below 2^24
     dist.all_reduce(t)
     return t.cpu().numpy().astype(a.dtype)
-
-
-def _loader(ds, batch_sampler, workers: int, device: torch.device):
-    from torch.utils.data import DataLoader
-
-    kwargs: dict[str, Any] = {
-        "batch_sampler": batch_sampler,
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-    }
-    if workers > 0:
-        # Never fork: the caller may be a GUI or a process with threads; spawn is safe everywhere.
-        kwargs.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
-    return DataLoader(ds, **kwargs)
 
 
 def _plain(obj: Any) -> Any:

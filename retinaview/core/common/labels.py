@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from retinaview.core.common.errors import DataError
+from retinaview.core.common.errors import DataError, os_error_message
 
 HEADERS = {("image", "level"): "EyePACS", ("id_code", "diagnosis"): "APTOS"}
 MAX_BYTES = 50 * 1024 * 1024
@@ -38,7 +38,7 @@ def read_label_rows(csv_path: str | os.PathLike, num_classes: int = 5) -> list[L
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise DataError(os_error_message(path, "read", exc)) from None
     try:
         rows = list(csv.reader(text.splitlines()))
     except csv.Error as exc:

@@ -76,7 +76,7 @@ def contrast(
     else:
         ref = make_baseline(model, x, baseline)
         res = integrated_gradients(
-            model, x, ref, [k, j], steps=steps, quadrature=quadrature, predicted_first=False
+            model, x, ref, [k, j], steps=steps, quadrature=quadrature, preview_steps=0
         )
         maps = res.maps().astype(np.float64)
         m = maps[0] - maps[1]

@@ -73,7 +73,7 @@ def ig_counterfactuals(
     if not 0 <= c < n:
         raise RetinaviewError(f"target={c} out of range (choices: 0-{n - 1})")
     ig = integrated_gradients(
-        model, x, baseline, [c], steps=steps, quadrature=quadrature, predicted_first=False
+        model, x, baseline, [c], steps=steps, quadrature=quadrature, preview_steps=0
     )
     attr = ig.attr[0].sum(0)
     p, mean, std = _pixels(model, x.detach())

@@ -12,6 +12,7 @@ conv-norm-activation blocks); the batch norm is replaced by ``nn.Identity`` so m
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -42,10 +43,11 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 
 @torch.no_grad()
 def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    s = torch.rsqrt(bn.running_var + bn.eps)
+    mean, var = cast(torch.Tensor, bn.running_mean), cast(torch.Tensor, bn.running_var)
+    s = torch.rsqrt(var + bn.eps)
     if bn.affine:
         s = s * bn.weight
-    shift = -bn.running_mean * s
+    shift = -mean * s
     if bn.affine:
         shift = shift + bn.bias
     out = copy.deepcopy(conv)
@@ -57,12 +59,12 @@ def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 def folded_for_explanation(model: nn.Module) -> nn.Module:
     """The folded copy of ``model``, cached on it until its parameters or buffers change."""
-    key = tuple(t._version for t in (*model.parameters(), *model.buffers()))
-    key = (key, next(model.parameters()).dtype, next(model.parameters()).device)
+    versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
+    key = (versions, next(model.parameters()).dtype, next(model.parameters()).device)
     cached = getattr(model, "_retinaview_folded", None)
     if cached is not None and cached[0] == key:
         return cached[1]
     folded, count = fold_batchnorm(model)
     result = folded if count else model
-    model._retinaview_folded = (key, result)
+    setattr(model, "_retinaview_folded", (key, result))  # noqa: B010 (not a submodule)
     return result

@@ -187,7 +187,7 @@ def layer_ig(
             classes=list(range(len(chosen))),
             steps=steps,
             quadrature=quadrature,
-            predicted_first=False,
+            preview_steps=0,
         )
         maps = res.maps().astype(np.float64)
     weights = per_channel[chosen]

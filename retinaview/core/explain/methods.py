@@ -16,7 +16,8 @@ A method is a function registered under its name with ``@method("name")``::
     ) -> Explanation: ...
 
 - ``model``: an eval-mode module with a ``spec`` (`retinaview.core.models.registry.ModelSpec`); ``x``: one
-  normalised input, (1, 3, H, W), on the model's device and dtype (`to_input`). The method must leave the
+  normalised input, (1, 3, H, W), on the model's device and dtype (`to_input`, re-exported here from
+  `retinaview.core.models.inputs`, the one input normalisation). The method must leave the
   model as it found it (no hooks left behind, no module settings changed).
 - ``classes``: which classes to explain and in which order (`class_order`: None = all, the predicted class
   first; ``"predicted"`` = that class alone; or a sequence of class indices).
@@ -53,6 +54,8 @@ from retinaview.core.common.result import Explanation, LayerRecord, class_order
 from retinaview.core.explain.fold import folded_for_explanation
 from retinaview.core.explain.receptive_field import LayerRF, receptive_fields
 from retinaview.core.explain.rfscore import Decomposition, iter_decompose, merge
+from retinaview.core.models.inputs import to_input
+from retinaview.core.models.registry import spec_of
 
 __all__ = [
     "METHODS",
@@ -102,23 +105,13 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def to_input(model: nn.Module, image01: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float image in [0, 1] -> normalised (1, 3, H, W) tensor on the model's device and dtype."""
-    spec = model.spec
-    x = torch.from_numpy(np.ascontiguousarray(image01.transpose(2, 0, 1))).unsqueeze(0)
-    x = x.to(device=model_device(model), dtype=model_dtype(model))
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 def layer_rfs(model: nn.Module) -> list[LayerRF]:
     """Receptive fields of the model's explained layers, traced once per model and kept on it."""
     cached = getattr(model, "_retinaview_rfs", None)
     if cached is None:
-        spec = model.spec
+        spec = spec_of(model)
         cached = receptive_fields(model, spec.explained_layers, spec.input_size)
-        model._retinaview_rfs = cached
+        setattr(model, "_retinaview_rfs", cached)  # noqa: B010 (not a submodule)
     return cached
 
 
@@ -203,7 +196,7 @@ def assemble(
         check_name=check_name,
         check=float(check),
         classes=tuple(int(c) for c in order),
-        class_names=tuple(model.spec.class_names),
+        class_names=tuple(spec_of(model).class_names),
         params={**(params or {}), "classes": [int(c) for c in order]},
     )
 
@@ -255,9 +248,9 @@ def explain_rfscore(
         Map kinds ``total`` (input + every S_k mapped + bias; ``total[c].sum() == logits[c]``), ``input``
         and ``constant`` (total - input); hidden-space layer maps; ``check``: the conservation residual.
     """
-    spec = model.spec
+    spec = spec_of(model)
     rfs = layer_rfs(model)
-    size = tuple(x.shape[-2:])
+    size = (int(x.shape[-2]), int(x.shape[-1]))
     parts: list[Decomposition] = []
     totals: list[torch.Tensor] = []
     net = folded_for_explanation(model) if fold else model
@@ -293,7 +286,7 @@ def _assemble(
     sigma_factor: float,
 ) -> Explanation:
     """The `Explanation` of the classes decomposed so far."""
-    n = model.spec.num_classes
+    n = spec_of(model).num_classes
     layers = [
         LayerRecord(
             name=layer.name,
@@ -328,7 +321,7 @@ def _assemble(
         layers=layers,
         features=features,
         feature_maps=feature_maps(head, dec.activation, features),
-        class_names=tuple(model.spec.class_names),
+        class_names=tuple(spec_of(model).class_names),
         params={"sigma_factor": sigma_factor, "classes": list(dec.order)},
     )
     ex.check = ex.residual()

@@ -78,27 +78,9 @@ def explain_saliency(
 
     All classes share one forward pass; each costs one input-gradient backward.
     """
-    if signed:
-        return _gradient_method(
-            "saliency",
-            model,
-            x,
-            classes,
-            on_partial,
-            should_stop,
-            lambda g: g.sum(0),
-            {"signed": True},
-        )
-    return _gradient_method(
-        "saliency",
-        model,
-        x,
-        classes,
-        on_partial,
-        should_stop,
-        lambda g: g.abs().amax(0),
-        {"signed": False},
-    )
+    row = (lambda g: g.sum(0)) if signed else (lambda g: g.abs().amax(0))
+    params = {"signed": bool(signed)}
+    return _gradient_method("saliency", model, x, classes, on_partial, should_stop, row, params)
 
 
 @method("gradxinput")

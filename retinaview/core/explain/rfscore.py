@@ -23,6 +23,7 @@ import bisect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -102,8 +103,9 @@ def _constant(module: nn.Module) -> torch.Tensor | None:
             raise RetinaviewError(
                 "batch norm without running statistics (or in training mode) is not affine in its input"
             )
-        inv = torch.rsqrt(module.running_var + module.eps)
-        k = -module.running_mean * inv
+        mean, var = module.running_mean, cast(torch.Tensor, module.running_var)
+        inv = torch.rsqrt(var + module.eps)
+        k = -mean * inv
         if module.affine:
             k = k * module.weight + module.bias
         return k
@@ -230,12 +232,12 @@ def inplace_disabled(model: nn.Module) -> Iterator[None]:
     """
     changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
     for m in changed:
-        m.inplace = False
+        setattr(m, "inplace", False)  # noqa: B010 (a module attribute, not a parameter: no type for it)
     try:
         yield
     finally:
         for m in changed:
-            m.inplace = True
+            setattr(m, "inplace", True)  # noqa: B010
 
 
 def decompose(
@@ -271,7 +273,9 @@ def merge(parts: Sequence[Decomposition]) -> Decomposition:
             for k, layer in enumerate(first.layers)
         ],
         bias=torch.cat([p.bias for p in parts]),
-        features=None if first.features is None else torch.cat([p.features for p in parts]),
+        features=None
+        if first.features is None
+        else torch.cat([cast(torch.Tensor, p.features) for p in parts]),
         order=[c for p in parts for c in p.order],
         activation=first.activation,
     )
@@ -352,23 +356,24 @@ def iter_decompose(
                 continue
             li = owner[i]
             if li < len(sk):
-                cmap = resample_mass(cmap, tuple(si[li].shape[-2:]))
-                sk[li] = cmap if sk[li] is None else sk[li] + cmap
+                cmap = resample_mass(cmap, (si[li].shape[-2], si[li].shape[-1]))
+                prev = sk[li]
+                sk[li] = cmap if prev is None else prev + cmap
             else:
                 tail += cmap.reshape(cmap.shape[0], -1).sum(1)
-        sk = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
-        return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk], tail.cpu()
+        sk_full = [torch.zeros_like(m) if c is None else c for m, c in zip(si, sk, strict=True)]
+        return input_map.cpu(), [m.cpu() for m in si], [m.cpu() for m in sk_full], tail.cpu()
 
     weight = None
     if features is not None and features.dim() == 2 and classifier:
-        weight = dict(model.named_modules())[classifier].weight.detach()
+        weight = cast(torch.Tensor, dict(model.named_modules())[classifier].weight).detach()
     logits_cpu = logits.detach().cpu()
     activation = events[layer_events[-1]][2][0].detach()[0].cpu() if layer_events else None
     for step, grads in _gradients(logits, wanted, classes, batched):
         input_map, si_maps, sk_maps, tail = maps(grads)
         feats = None
         if weight is not None:
-            feats = (weight[step] * features.detach().reshape(1, -1)).cpu()
+            feats = (weight[step] * cast(torch.Tensor, features).detach().reshape(1, -1)).cpu()
         yield Decomposition(
             logits=logits_cpu,
             input=input_map,

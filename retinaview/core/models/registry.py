@@ -54,6 +54,20 @@ class ModelSpec:
         return len(self.class_names)
 
 
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The `ModelSpec` that `retinaview.core.api.load_model` attaches to a model as ``model.spec``.
+
+    Raises
+    ------
+    TypeError
+        When the model has none (built without the registry).
+    """
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{type(model).__name__} has no ModelSpec (load it with load_model)")
+    return spec
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
@@ -65,6 +79,7 @@ class Architecture:
     mean: tuple[float, float, float] = FUNDUS_MEAN
     std: tuple[float, float, float] = FUNDUS_STD
     description: str = ""
+    class_names: tuple[str, ...] = DR_CLASSES
     task: str = GRADING
 
 
@@ -88,17 +103,18 @@ def get_architecture(name: str) -> Architecture:
 
 def build_model(name: str, config: dict[str, Any] | None = None) -> tuple[nn.Module, ModelSpec]:
     """Build an untrained model of a registered architecture and its spec."""
-    arch = get_architecture(name)
     from retinaview.core.common.errors import CheckpointError
 
+    arch = get_architecture(name)
     config = dict(config or {})
-    num_classes = int(config.setdefault("num_classes", len(DR_CLASSES)))
-    # Saved with the config, so a checkpoint says what it does; one without a task is a grader.
+    num_classes = int(config.setdefault("num_classes", len(arch.class_names)))
+    # Saved with the config, so a checkpoint says what it does; one without a task has its
+    # architecture's (a grader, for every architecture but DRIU).
     task = str(config.setdefault("task", arch.task))
     if task not in TASKS:
         raise CheckpointError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
     model = arch.build(**config)
-    class_names = tuple(config.get("class_names") or DR_CLASSES[:num_classes])
+    class_names = tuple(config.get("class_names") or arch.class_names[:num_classes])
     spec = ModelSpec(
         arch=name,
         input_size=int(config.get("input_size", arch.input_size)),
@@ -121,8 +137,10 @@ def _paper17(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _paper17_layers(model: nn.Module) -> list[str]:
-    from retinaview.core.models.paper17 import explained_layers
+    from retinaview.core.models.paper17 import Paper17, explained_layers
 
+    if not isinstance(model, Paper17):
+        raise TypeError(f"paper17 layers asked of a {type(model).__name__}")
     return explained_layers(model)
 
 
@@ -148,7 +166,8 @@ def _densenet121(num_classes: int = 5, **_: Any) -> nn.Module:
 
 
 def _densenet_layers(model: nn.Module) -> list[str]:
-    names = [f"features.{n}" for n, _ in model.features.named_children()]
+    features = model.get_submodule("features")
+    names = [f"features.{n}" for n, _ in features.named_children()]
     # conv0/norm0 are not cuts on their own output's constant; relu0 is the first activation.
     return [n for n in names if not n.endswith(("conv0", "norm0", "pool0"))]
 
@@ -205,7 +224,9 @@ register(
         _densenet121,
         _densenet_layers,
         "classifier",
-        512,
+        # 384 px keeps training from scratch on a CPU within a working day (about 1 s per image on one
+        # core); a user's checkpoint may set any other size in its config.
+        384,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         description="torchvision DenseNet-121 (seed 002)",
@@ -222,5 +243,39 @@ register(
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
         description="torchvision Inception-v3 with two added FC layers (seed 003)",
+    )
+)
+
+
+def _driu(num_classes: int = 1, width: float = 1.0, in_channels: int = 3, **_: Any) -> nn.Module:
+    from retinaview.core.models.driu import DRIU
+
+    if num_classes != 1:
+        raise ValueError(f"driu has one output (the vessel logit), not {num_classes}")
+    return DRIU(in_channels=in_channels, width=float(width))
+
+
+def _driu_layers(model: nn.Module) -> list[str]:
+    from retinaview.core.models.driu import DRIU, explained_layers
+
+    if not isinstance(model, DRIU):
+        raise TypeError(f"driu layers asked of a {type(model).__name__}")
+    return explained_layers(model)
+
+
+register(
+    Architecture(
+        "driu",
+        _driu,
+        _driu_layers,
+        "fuse",
+        512,
+        preprocessing="vessels",
+        # the `vessels` chain equalises illumination to a mean of 128/255
+        mean=(0.5, 0.5, 0.5),
+        std=(0.2, 0.2, 0.2),
+        description="DRIU vessel segmentation (Maninis et al. 2016), VGG-16 base with side outputs",
+        class_names=("vessel",),
+        task=VESSELS,
     )
 )
