@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from retinaview.core.api import explain, load_model
-    from retinaview.core.explain.methods import to_input
     from retinaview.core.metrics.batching import choose_batch
     from retinaview.core.metrics.faithfulness import perturbation_curves
+    from retinaview.core.models.inputs import to_input
     from retinaview.core.preprocess import preprocess
     from retinaview.core.synthetic import generate
 
@@ -81,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Quantus is not installed: no comparison")
         return 0
     n_features = 3 * size * size
-    if (size * size) % args.steps:
+    # Quantus steps over the channel values (3 per pixel) and wants a step to divide the pixel count.
+    if n_features % args.steps or (size * size) % (n_features // args.steps):
         print(
-            f"Quantus needs size^2 divisible by steps ({size}^2 % {args.steps} != 0): no comparison"
+            f"Quantus needs steps that split 3 x {size}^2 channel values into steps dividing {size}^2 "
+            "(a multiple of 3, e.g. 24 or 96 at 640 px): no comparison"
         )
         return 0
     full = np.ones((size, size), bool)

@@ -144,6 +144,7 @@ def test_batch_size_follows_memory(monkeypatch):
     per_image = batching.activation_bytes(model, x)
     assert per_image > x.numel() * 8
     monkeypatch.setattr(batching, "available_bytes", lambda device: per_image * 4 * 10)
-    assert choose_batch(model, x) == 10
+    assert choose_batch(model, x, limit=64) == 10
+    assert choose_batch(model, x) == batching.MAX_BATCH_CPU
     monkeypatch.setattr(batching, "available_bytes", lambda device: 0)
     assert choose_batch(model, x) == 1

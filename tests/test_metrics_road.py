@@ -77,7 +77,7 @@ def test_road_curves_start_at_the_image_and_order_by_relevance():
     relevance = np.random.default_rng(6).normal(size=(16, 16))
     fov = np.ones((16, 16), bool)
     morf, lerf = road_curves(model, image, relevance, fov, 1, fractions=(0.25, 0.5), noise=0.0)
-    from retinaview.core.explain.methods import to_input
+    from retinaview.core.models.inputs import to_input
 
     with torch.no_grad():
         p0 = torch.softmax(model(to_input(model, image)), -1)[0, 1].item()

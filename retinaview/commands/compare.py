@@ -306,6 +306,7 @@ def compute_item(
     from retinaview.core.metrics.cost import measure
     from retinaview.core.metrics.randomisation import parameter_randomisation
     from retinaview.core.metrics.scores import score_explanation
+    from retinaview.core.models.registry import spec_of
     from retinaview.core.preprocess import preprocess
 
     todo = []
@@ -320,12 +321,15 @@ def compute_item(
         todo.append((method, path))
     if not todo:
         return 0
-    spec = model.spec
+    spec = spec_of(model)
     try:
         loaded = item.load()
         pre = preprocess(loaded.image, spec.preprocessing, spec.input_size)
     except RetinaviewError as exc:
         say(f"{item.name}: {exc}")
+        return len(todo)
+    except Exception as exc:  # an unreadable image must not stop the others
+        say(f"{item.name}: cannot be read: {type(exc).__name__}: {exc}")
         return len(todo)
     for note in loaded.notes:
         say(note)
@@ -400,6 +404,7 @@ def run(args: argparse.Namespace) -> int:
     from retinaview.core.metrics.scores import Settings
     from retinaview.core.metrics.sources import parse_data
     from retinaview.core.metrics.summary import summarise
+    from retinaview.core.models.registry import spec_of
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -415,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
         raise RetinaviewError(f"--steps must be at least 1, not {args.steps}")
     rank, world, dist = _distributed()
     model = load_model(args.model, device=_device(args.device, world))
-    spec = model.spec
+    spec = spec_of(model)
     source = parse_data(args.data, args.size or spec.input_size, args.labels, args.masks)
     if not source.items:
         raise DataError(f"{args.data}: the data set is empty")

@@ -24,6 +24,7 @@ from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
 from retinaview.core.metrics.batching import batched_probs, choose_batch
+from retinaview.core.models.registry import spec_of
 
 FILLS = ("gray", "blur")
 MODES = ("deletion", "insertion")
@@ -125,7 +126,7 @@ def perturbation_curves(
     model : torch.nn.Module
         A classifier with a ``spec`` (its ``mean`` and ``std`` give the half-gray fill).
     x : torch.Tensor
-        (1, 3, H, W) the normalised input (`retinaview.core.explain.methods.to_input`).
+        (1, 3, H, W) the normalised input (`retinaview.core.models.inputs.to_input`).
     relevance : numpy.ndarray
         (H, W) the map; higher = more relevant to ``target``.
     fov : numpy.ndarray
@@ -155,7 +156,7 @@ def perturbation_curves(
     counts = torch.from_numpy(counts_np).to(x.device)
     batch = batch or choose_batch(model, x)
     fractions = counts_np / max(int(counts_np[-1]), 1)
-    spec = model.spec
+    spec = spec_of(model)
     outside = torch.from_numpy(~np.asarray(fov, bool)).to(x.device).reshape(rank.shape)
     curves = []
     for mode in modes:

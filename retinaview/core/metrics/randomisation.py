@@ -26,6 +26,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.models.registry import spec_of
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RandomisationStep:
 
 def cascade_layers(model: nn.Module) -> list[str]:
     """The blocks re-initialised, top first: the classifier, then the explained layers from the last."""
-    spec = model.spec
+    spec = spec_of(model)
     names = [*spec.explained_layers[::-1]]
     if spec.classifier:
         names.insert(0, spec.classifier)
@@ -106,7 +107,7 @@ def parameter_randomisation(
     from retinaview.core.preprocess import Preprocessed, preprocess
 
     params = dict(params or {})
-    spec = model.spec
+    spec = spec_of(model)
     pre = (
         image
         if isinstance(image, Preprocessed)

@@ -181,7 +181,7 @@ def road_curves(
     list of RoadCurve
         One per order; ``probs[0]`` is the unperturbed image.
     """
-    from retinaview.core.explain.methods import to_input
+    from retinaview.core.models.inputs import to_input
 
     for o in orders:
         if o not in ORDERS:

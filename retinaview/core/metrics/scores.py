@@ -81,7 +81,7 @@ def score_class(
         ``metrics`` (name -> value; None where undefined), ``curves`` (name -> list of probabilities) and
         ``localisation`` (lesion type -> figures).
     """
-    from retinaview.core.explain.methods import to_input
+    from retinaview.core.models.inputs import to_input
 
     fov = np.asarray(pre.fov, bool)
     x = to_input(model, pre.image)

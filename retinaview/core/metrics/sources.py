@@ -126,7 +126,7 @@ def folder_source(
     DataError
         When ``folder`` or ``masks`` is not a folder, the labels CSV is broken, or there is no image.
     """
-    from retinaview.train.data import read_labels
+    from retinaview.train.data import load_folder
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -141,10 +141,7 @@ def folder_source(
     grades: dict[str, int] = {}
     csvs = sorted(folder.glob("*.csv"))
     if labels or csvs:
-        from retinaview.train.data import find_labels_csv
-
-        csv_path = Path(labels) if labels else find_labels_csv(folder)
-        grades = {r.path.name: r.grade for r in read_labels(csv_path, folder)}
+        grades = {r.path.name: r.grade for r in load_folder(folder, labels)}
     notes: list[str] = []
     by_image: dict[str, list[tuple[str, Path]]] = {p.stem: [] for p in images}
     if masks is not None:
