@@ -52,4 +52,4 @@ def test_synth_into_a_path_below_a_file_is_one_line(tmp_path, capsys):
     assert main(["synth", "--n", "1", "--seed", "0", "--out", str(out), "--size", "64"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("retinaview: ")
-    assert "cannot write (not a directory)" in err
+    assert "is a file, not a folder" in err

@@ -246,8 +246,8 @@ def run(args) -> int:
         command="retinaview " + " ".join(sys.argv[1:]),
     )
     # Checked before torch loads: a bad option costs no start-up time.
-    options.check(fields)
     check_output_folder(args.out)
+    options.check(fields)
     from retinaview.train.trainer import TrainConfig, train
 
     config = TrainConfig(**fields)

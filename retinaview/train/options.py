@@ -17,7 +17,7 @@ from typing import Any
 
 from retinaview.core.common.errors import DataError, RetinaviewError
 from retinaview.core.common.io import list_images
-from retinaview.core.common.labels import LABEL_FILES, find_labels_csv
+from retinaview.core.common.labels import LABEL_FILES, check_labels_file, find_labels_csv
 
 # The registered architectures (retinaview.core.models.registry.ARCHITECTURES) and their task, in the order a
 # menu offers them; `retinaview train` trains the graders, `retinaview train --task vessels` the vessel networks.
@@ -133,8 +133,10 @@ def _source_problem(text: str, labels: Any, flag: str) -> str | None:
     if not images:
         return f"{text}: no images (.png, .jpg, .tif, .bmp) in this folder"
     if labels:
-        if not Path(labels).expanduser().is_file():
-            return f"{labels}: no such labels file"
+        try:
+            check_labels_file(Path(labels).expanduser())
+        except DataError as exc:
+            return str(exc)
         return None
     try:
         find_labels_file(folder)

@@ -46,19 +46,30 @@ def find_labels_csv(folder: str | os.PathLike) -> Path | None:
     )
 
 
+def check_labels_file(csv_path: str | os.PathLike) -> None:
+    """A one-line `DataError` unless ``csv_path`` is a regular file of a sensible size (a named pipe or a
+    device would block or never end; a folder is not a table)."""
+    path = Path(csv_path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(os_error_message(path, "read", exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a folder), expected a labels CSV")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file, expected a labels CSV")
+    if st.st_size > MAX_BYTES:
+        raise DataError(f"{path}: label file larger than {MAX_BYTES // 2**20} MB")
+
+
 def read_label_rows(csv_path: str | os.PathLike, num_classes: int = 5) -> list[LabelRow]:
     """The rows of a labels CSV, checked; see the module docstring for what is refused."""
     path = Path(csv_path)
     name = str(path)  # with its folder: "labels.csv" alone does not say which data set
+    check_labels_file(path)
     try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise DataError(f"{path}: not a regular file (a folder), expected a labels CSV")
-        if not stat.S_ISREG(st.st_mode):
-            # Reading a named pipe or a device would block or never end.
-            raise DataError(f"{path}: not a regular file, expected a labels CSV")
-        if st.st_size > MAX_BYTES:
-            raise DataError(f"{path}: label file larger than {MAX_BYTES // 2**20} MB")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
