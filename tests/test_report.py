@@ -1,0 +1,174 @@
+"""The PDF report: rendered with poppler's pdftoppm (the page is not blank, the map's colours are on it) and
+read back with pdftotext (every field the report promises is printed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retinaview.core.common.review_store import GradeRecord
+from retinaview.ui.report import EyeReport, ReportError, ReportInfo, overlay_image, write_report
+
+pytestmark = pytest.mark.usefixtures("qapp")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from skimage import data
+    from skimage.transform import resize
+
+    return (resize(data.retina(), (240, 240), anti_aliasing=True) * 255).astype(np.uint8)
+
+
+def _score(shape=(96, 96)) -> tuple[np.ndarray, np.ndarray]:
+    """A map with one strong positive spot and one negative spot; a circular field of view."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]] / shape[0]
+    score = 3 * np.exp(-((yy - 0.35) ** 2 + (xx - 0.6) ** 2) / 0.004)
+    score -= 2 * np.exp(-((yy - 0.7) ** 2 + (xx - 0.3) ** 2) / 0.003)
+    score += 0.05 * np.random.default_rng(0).standard_normal(shape)
+    fov = (yy - 0.5) ** 2 + (xx - 0.5) ** 2 < 0.2
+    return score.astype(np.float32), fov
+
+
+def _record(name: str, grade: int | None, **kw) -> GradeRecord:
+    base = dict(
+        file=name,
+        digest="d",
+        reviewer="Dr Ada",
+        grade=grade,
+        referable=grade is None or grade >= 2,
+        confidence=4,
+        note="IRMA near the upper arcade",
+        updated="2026-12-03T09:12:00.000+00:00",
+    )
+    base.update(kw)
+    return GradeRecord(**base)
+
+
+INFO = ReportInfo(
+    model="paper17",
+    checksum="3f2a9c1b",
+    method="rfscore",
+    threshold=2.0,
+    date=datetime(2026, 12, 3, 10, 0).astimezone(),
+)
+
+
+def _render(pdf: Path, out_prefix: Path) -> np.ndarray:
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-singlefile", str(pdf), str(out_prefix)],
+        check=True,
+        timeout=60,
+    )
+    return np.asarray(Image.open(out_prefix.with_suffix(".png")).convert("RGB"))
+
+
+def _text(pdf: Path) -> str:
+    """The page's words, spaces collapsed and ligatures (fi) unfolded."""
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        text=True,
+    ).stdout
+    return " ".join(unicodedata.normalize("NFKC", out).split())
+
+
+needs_poppler = pytest.mark.skipif(
+    shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
+    reason="poppler-utils (pdftoppm, pdftotext) not installed",
+)
+
+
+def test_overlay_colours_only_beyond_the_threshold(photo):
+    score, fov = _score()
+    eye = EyeReport("x.png", photo, score=score, fov=fov, probs=[0.1, 0.1, 0.6, 0.1, 0.1])
+    img = overlay_image(eye, INFO)
+    assert img.shape == photo.shape
+    changed = np.any(img != photo, axis=2)
+    # Positive mode: the positive spot (upper right) is drawn, the negative spot (lower left) is not.
+    assert changed[int(0.35 * 240), int(0.6 * 240)]
+    assert not changed[int(0.7 * 240), int(0.3 * 240)]
+    assert 0 < changed.mean() < 0.1
+
+
+@needs_poppler
+def test_image_report_renders_with_every_field(photo, tmp_path):
+    score, fov = _score()
+    eye = EyeReport(
+        "13_left.jpeg",
+        photo,
+        score=score,
+        fov=fov,
+        probs=[0.05, 0.1, 0.71, 0.1, 0.04],
+        record=_record("13_left.jpeg", 3),
+        quality="gradable",
+    )
+    pdf = write_report(tmp_path / "r.pdf", [eye], INFO)
+    page = _render(pdf, tmp_path / "page")
+    assert page.shape[0] > page.shape[1]  # portrait A4
+    assert page.std() > 20  # not blank
+    r, g, b = (page[..., k].astype(int) for k in range(3))
+    assert ((g > 150) & (r < 120) & (b < 140)).sum() > 30  # the map's green is on the page
+    text = _text(pdf)
+    for expected in (
+        "13_left.jpeg",
+        "Model grade: 2 · Moderate",
+        "71.0 %",
+        "Reviewer's grade: 3 · Severe",
+        "Gradable: yes",
+        "Referable DR: yes",
+        "Confidence: 4 of 5",
+        "Dr Ada",
+        "Note: IRMA near the upper arcade",
+        "Image quality: gradable",
+        "paper17",
+        "checksum 3f2a9c1b",
+        "Method: rfscore",
+        "threshold 2 σ",
+        "2026-12-03",
+    ):
+        assert expected in text, expected
+
+
+@needs_poppler
+def test_patient_report_two_eyes_and_patient_grade(photo, tmp_path):
+    score, fov = _score((240, 240))
+    left = EyeReport("7_left.jpeg", photo, score=score, fov=fov, probs=[0.8, 0.1, 0.05, 0.03, 0.02],
+                     record=_record("7_left.jpeg", 0), side="left")  # fmt: skip
+    right = EyeReport(
+        "7_right.jpeg",
+        photo[:, ::-1],
+        record=_record("7_right.jpeg", None, gradable=False, reason="out of focus"),
+        side="right",
+    )
+    pdf = write_report(tmp_path / "p.pdf", [left, right], INFO, title="Patient 7",
+                       patient_grade=(1, [0.2, 0.5, 0.2, 0.05, 0.05]))  # fmt: skip
+    page = _render(pdf, tmp_path / "patient")
+    assert page.std() > 20
+    text = _text(pdf)
+    for expected in (
+        "Patient 7",
+        "Patient grade (both-eyes model): 1 · Mild (50 %)",
+        "Left eye · 7_left.jpeg",
+        "Right eye · 7_right.jpeg",
+        "Gradable: no (out of focus)",
+        "No map",
+        "Reviewer's grade: no grade",
+    ):
+        assert expected in text, expected
+
+
+def test_bad_requests_are_one_line(photo, tmp_path):
+    with pytest.raises(ReportError, match="no such folder"):
+        write_report(tmp_path / "missing" / "r.pdf", [EyeReport("a.png", photo)], INFO)
+    with pytest.raises(ReportError, match="nothing to report"):
+        write_report(tmp_path / "r.pdf", [], INFO)
