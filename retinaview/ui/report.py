@@ -17,14 +17,13 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import QMarginsF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
+from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 
 from retinaview.core.common.colormaps import lut
 from retinaview.core.common.errors import RetinaviewError
-from retinaview.core.common.render import overlay
 from retinaview.core.common.review_store import GradeRecord
+from retinaview.ui.map_render import map_over_photo, qimage
 
 __all__ = ["EyeReport", "ReportInfo", "ReportError", "write_report"]
 
@@ -76,36 +75,12 @@ class ReportInfo:
     date: datetime = field(default_factory=lambda: datetime.now().astimezone())
 
 
-def _qimage(rgb: np.ndarray) -> QImage:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def _fit(score: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if score.shape == shape:
-        return score.astype(np.float32, copy=False)
-    img = Image.fromarray(score.astype(np.float32), mode="F")
-    return np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
-
-
-def _fit_mask(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-    if mask is None or mask.shape == shape:
-        return mask
-    img = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 127
-
-
 def overlay_image(eye: EyeReport, info: ReportInfo) -> np.ndarray:
     """(H, W, 3) uint8: the photograph with the map beyond the threshold coloured (the photograph alone
     when there is no map)."""
-    photo = np.asarray(eye.photo, dtype=np.uint8)
-    if eye.score is None:
-        return photo
-    shape = photo.shape[:2]
-    score = _fit(np.asarray(eye.score), shape)
-    fov = _fit_mask(None if eye.fov is None else np.asarray(eye.fov, bool), shape)
-    return overlay(photo, score, fov, n=info.threshold, mode=info.mode, cmap=info.cmap)
+    return map_over_photo(
+        eye.photo, eye.score, eye.fov, n=info.threshold, mode=info.mode, cmap=info.cmap
+    )
 
 
 class _Page:
@@ -195,7 +170,7 @@ def _eye(page: _Page, x: float, y: float, w: float, eye: EyeReport, info: Report
     top = y
     title = f"{eye.side.capitalize()} eye · {eye.name}" if eye.side else eye.name
     y += page.text(x, y, w, title, pt=10, bold=True) + 1.5 * mm
-    img = _qimage(overlay_image(eye, info))
+    img = qimage(overlay_image(eye, info))
     scale = min(w / img.width(), (95 * mm) / img.height())
     iw, ih = img.width() * scale, img.height() * scale
     page.p.drawImage(QRectF(x + (w - iw) / 2, y, iw, ih), img)
