@@ -259,3 +259,57 @@ def test_panel_text_fits_at_1440x880(qtbot, store, folder):
     panel.show_notice(f"{store.path}: read-only (cannot write). Kept in memory.", offer_save=True)
     qtbot.wait(10)
     assert text_problems(host) == []
+
+
+def test_agreement_panel_numbers_confusion_and_disagreements(qtbot, store, folder, tmp_path):
+    from retinaview.core.common.agreement import quadratic_weighted_kappa
+    from retinaview.ui.agreement_panel import AgreementPanel
+
+    files = _files(folder)
+    truth = [0, 1, 2, 3, 4, 2]
+    model = [0, 1, 3, 3, 4, 0]
+    ada = [0, 2, 2, 3, 3, 2]
+    bob = [1, 1, 2, 4, 4, 2]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "image,level\n" + "".join(f"{f.stem},{t}\n" for f, t in zip(files, truth, strict=True))
+    )
+    store.import_ground_truth(labels)
+    for f, m, a, b in zip(files, model, ada, bob, strict=True):
+        store.add_prediction(f, m, "paper17", "abc")
+        store.grade(f, a, reviewer="Ada")
+        store.grade(f, b, reviewer="Bob")
+    panel = AgreementPanel()
+    qtbot.addWidget(panel)
+    panel.resize(420, 700)
+    panel.show()
+    panel.refresh(store)
+    assert [panel.who.itemText(i) for i in range(panel.who.count())] == [
+        "All reviewers",
+        "Ada",
+        "Bob",
+    ]
+
+    def show(who, pair):
+        panel.who.setCurrentIndex(panel.who.findData(who))
+        panel.pair.setCurrentIndex(panel.pair.findData(pair))
+        return {k: v.text() for k, v in panel.values.items()}
+
+    ada_truth = show("Ada", "reviewer_vs_truth")
+    assert ada_truth["n"] == "6"
+    assert ada_truth["qwk"] == f"{quadratic_weighted_kappa(truth, ada):.3f}"
+    assert ada_truth["accuracy"] == "67 % (4/6)"  # grades 0, 2, 3, 2 agree
+    assert ada_truth["sensitivity"] == "100 % (4/4)" and ada_truth["specificity"] == "50 % (1/2)"
+    # Confusion of Ada vs truth: rows truth, columns Ada.
+    assert panel.confusion.item(1, 2).text() == "1" and panel.confusion.item(4, 3).text() == "1"
+    assert panel.confusion.item(2, 2).text() == "2" and panel.confusion.item(0, 1).text() == "·"
+    with qtbot.waitSignal(panel.filterRequested) as got:
+        qtbot.mouseClick(panel.disagree, Qt.MouseButton.LeftButton)
+    assert got.args[0] == {files[1].name, files[4].name}
+
+    assert show("all", "model_vs_truth")["accuracy"] == "67 % (4/6)"
+    assert not panel.disagree.isEnabled()  # the browser filters on a reviewer's grades
+    assert show("all", "reviewer_vs_truth")["n"] == "12"
+    assert panel.request_filter() == {files[k].name for k in (0, 1, 3, 4)}
+    panel.resize(300, 700)
+    assert text_problems(panel) == []
