@@ -130,6 +130,12 @@ class GradingPanel(QWidget):
             b.setToolTip(f"{g}: {GRADE_NAMES[g]} (key {g})")
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.setMinimumWidth(34)
+            colour = GRADE_COLOURS[g]
+            # Set once: a style sheet change re-polishes the widget, too slow for every key press.
+            b.setStyleSheet(
+                f"QToolButton:checked {{ background: {colour}; border-color: {colour}; "
+                "color: black; font-weight: 700; }"
+            )
             self.grade_group.addButton(b, g)
             self.grade_buttons.append(b)
             grades.addWidget(b)
@@ -493,11 +499,6 @@ class GradingPanel(QWidget):
             for g, b in enumerate(self.grade_buttons):
                 b.setEnabled(active)
                 b.setChecked(draft.grade == g)
-                colour = GRADE_COLOURS[g]
-                b.setStyleSheet(
-                    f"QToolButton:checked {{ background: {colour}; border-color: {colour}; "
-                    "color: black; font-weight: 700; }"
-                )
             for c, b in enumerate(self.confidence_buttons, start=1):
                 b.setEnabled(active)
                 b.setChecked(draft.confidence == c)
@@ -513,11 +514,14 @@ class GradingPanel(QWidget):
         finally:
             self._updating = False
         if draft.grade is None:
-            self.grade_name.setText("not graded" if draft.gradable else "no grade")
-            self.grade_name.setStyleSheet(f"color: {MUTED}")
+            text = "not graded" if draft.gradable else "no grade"
+            self.grade_name.setText(f"<span style='color:{MUTED}'>{text}</span>")
         else:
-            self.grade_name.setText(f"{draft.grade} · {GRADE_NAMES[draft.grade]}")
-            self.grade_name.setStyleSheet(f"color: {GRADE_COLOURS[draft.grade]}; font-weight: 600")
+            colour = GRADE_COLOURS[draft.grade]
+            self.grade_name.setText(
+                f"<span style='color:{colour}; font-weight:600'>"
+                f"{draft.grade} · {GRADE_NAMES[draft.grade]}</span>"
+            )
         self.file_label.setText(s.current.name if active else "No image")
         self._refresh_state()
 
