@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from retinaview.core.common.review_session import ReviewSession
 from retinaview.core.common.review_store import ReviewStore
-from retinaview.ui.grading_panel import GradingPanel
+from retinaview.ui.grading_panel import GradingPanel, read_hide_ai
 from tests.ui_layout import text_problems
 
 
@@ -56,9 +56,11 @@ def _files(folder: Path) -> list[Path]:
 @pytest.fixture
 def panel(qtbot, store, folder):
     p = GradingPanel()
-    p.ask_reviewer = lambda parent: "Dr Ada"
+    asked = []
+    p.ask_reviewer = lambda parent: asked.append(1) or "Dr Ada"
     qtbot.addWidget(p)
-    assert p.ensure_reviewer(store)
+    assert p.ensure_reviewer(store) and p.ensure_reviewer(store)
+    assert len(asked) == 1  # asked once per project
     p.show()
     return p
 
@@ -154,7 +156,14 @@ def test_hide_the_ai_until_the_grade_is_committed(qtbot, panel, store, folder):
 
     off = ReviewSession(store, _files(folder), hide_ai=False)
     panel.open_session(off)
-    assert panel.ai_visible
+    assert panel.ai_visible and not panel.hide_ai.isChecked()
+    # The check box is the setting: remembered for the next project, on by default.
+    assert read_hide_ai()
+    panel.hide_ai.setChecked(True)
+    assert not panel.ai_visible and off.hide_ai
+    panel.hide_ai.setChecked(False)
+    assert panel.ai_visible and not read_hide_ai()
+    assert ReviewSession(store, _files(folder), hide_ai=read_hide_ai()).hide_ai is False
 
 
 def test_move_commits_first_and_resume_at_first_ungraded(qtbot, panel, store, folder):

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from retinaview.core.common.review_session import CommitOutcome, Draft, ReviewSession
 from retinaview.core.common.review_store import REASONS, ReviewStore, ReviewStoreError
+from retinaview.ui.settings import app_settings
 from retinaview.ui.theme import GRADE_COLOURS, MUTED
 
 GRADE_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
@@ -53,6 +54,19 @@ _CONFIDENCE_KEYS = {
     Qt.Key.Key_5: 5,
 }
 _ENTER = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+
+
+HIDE_AI_KEY = "review/hide_ai"
+
+
+def read_hide_ai() -> bool:
+    """The "hide the model until I have graded" setting; on unless the reviewer turned it off."""
+    value = app_settings().value(HIDE_AI_KEY, True)
+    return value not in (False, "false", "0", 0)
+
+
+def write_hide_ai(on: bool) -> None:
+    app_settings().setValue(HIDE_AI_KEY, bool(on))
 
 
 def ask_reviewer_name(parent: QWidget | None) -> str | None:
@@ -186,6 +200,15 @@ class GradingPanel(QWidget):
         self.undo_button.setToolTip("Undo the last saved change (Ctrl+Z)")
         self.undo_button.clicked.connect(self.undo)
 
+        self.hide_ai = QCheckBox("Hide the model until I have graded")
+        self.hide_ai.setToolTip(
+            "The model's grade, probabilities and maps of an image stay hidden until your grade of it "
+            "is saved (avoids anchoring on the model)"
+        )
+        self.hide_ai.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.hide_ai.setChecked(read_hide_ai())
+        self.hide_ai.toggled.connect(self._hide_ai_toggled)
+
         self.status = QLabel("")
         self.status.setObjectName("muted")
         self.status.setWordWrap(True)
@@ -230,6 +253,7 @@ class GradingPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.model_label)
+        layout.addWidget(self.hide_ai)
         layout.addWidget(self.notice)
         layout.addWidget(self.save_elsewhere)
         layout.addStretch(1)
@@ -261,8 +285,12 @@ class GradingPanel(QWidget):
         return bool(store.reviewer)
 
     def open_session(self, session: ReviewSession, start: bool = True) -> int | None:
-        """Grade with ``session``; with ``start`` show the image to resume at. Returns the current index."""
+        """Grade with ``session``; with ``start`` show the image to resume at. Returns the current index.
+        The session's hide-the-model setting is shown in (and then changed by) the panel's check box."""
         self.session = session
+        self._updating = True
+        self.hide_ai.setChecked(session.hide_ai)
+        self._updating = False
         self.reviewer_label.setText(session.store.reviewer or "")
         self.clear_notice()
         self._last_ai = None  # a new session always tells the window what it may show
@@ -339,6 +367,14 @@ class GradingPanel(QWidget):
     def _reason_changed(self, _i: int) -> None:
         if not self._updating:
             self._edit(reason=self.reason.currentData(), gradable=False)
+
+    def _hide_ai_toggled(self, on: bool) -> None:
+        if self._updating:
+            return
+        write_hide_ai(on)
+        if self.session is not None:
+            self.session.hide_ai = on
+        self._refresh_state()
 
     def _note_edited(self, text: str) -> None:
         if self.session is not None and self.session.current is not None:
