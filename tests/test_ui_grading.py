@@ -322,3 +322,30 @@ def test_agreement_panel_numbers_confusion_and_disagreements(qtbot, store, folde
     assert panel.request_filter() == {files[k].name for k in (0, 1, 3, 4)}
     panel.resize(300, 700)
     assert text_problems(panel) == []
+
+
+def test_open_folder_resumes_and_a_corrupt_project_is_one_notice(qtbot, folder, tmp_path):
+    from retinaview.core.common.review_store import default_review_path
+
+    panel = GradingPanel()
+    qtbot.addWidget(panel)
+    panel.ask_reviewer = lambda parent: "Dr Ada"
+    files = _files(folder)
+    assert panel.open_folder(folder, files, model="paper17", model_checksum="abc") == 0
+    panel.set_grade(2)
+    panel.commit_and_advance()
+    panel.close_session()
+    panel.ask_reviewer = lambda parent: pytest.fail("the name is asked once per project")
+    assert panel.open_folder(folder, files) == 1  # resumes at the first ungraded image
+    assert panel.session.store.get(files[0]).model_checksum == "abc"
+    panel.close_session()
+
+    default_review_path(folder).write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        default_review_path(folder).with_name(default_review_path(folder).name + suffix).unlink(
+            missing_ok=True
+        )
+    with qtbot.waitSignal(panel.noticeShown) as notice:
+        assert panel.open_folder(folder, files) is None
+    assert "\n" not in notice.args[0] and "Review project not opened" in notice.args[0]
+    assert panel.session is None

@@ -11,7 +11,7 @@ Keys (while the panel or one of its children has focus, or forwarded by the wind
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -115,6 +115,7 @@ class GradingPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("gradingPanel")
         self.session: ReviewSession | None = None
+        self._owns_store = False  # opened by `open_folder`, closed by `close_session`
         self.ask_reviewer: Callable[[QWidget | None], str | None] = ask_reviewer_name
         self.ask_save_path: Callable[[QWidget | None], str | None] = ask_save_path
         self._model_text = ""
@@ -284,6 +285,35 @@ class GradingPanel(QWidget):
             self.show_notice(str(exc), offer_save=False)
         return bool(store.reviewer)
 
+    def open_folder(
+        self,
+        folder: str | Path,
+        files: Sequence[str | Path],
+        model: str | None = None,
+        model_checksum: str | None = None,
+    ) -> int | None:
+        """Open (or create) the review project of an image folder and grade its ``files`` (in browsing
+        order): asks the reviewer's name the first time, and returns the index to resume at (the first
+        ungraded image), or None when the project cannot be opened (a one-line notice says why) or has no
+        images. The panel closes the project in `close_session`."""
+        self.close_session()
+        try:
+            store = ReviewStore.for_folder(folder)
+        except ReviewStoreError as exc:
+            self.show_notice(f"Review project not opened: {exc}", offer_save=False)
+            return None
+        if not self.ensure_reviewer(store):
+            store.close()
+            self.show_notice(
+                "Review project not opened: a reviewer name is needed", offer_save=False
+            )
+            return None
+        session = ReviewSession(
+            store, files, hide_ai=read_hide_ai(), model=model, model_checksum=model_checksum
+        )
+        self._owns_store = True
+        return self.open_session(session)
+
     def open_session(self, session: ReviewSession, start: bool = True) -> int | None:
         """Grade with ``session``; with ``start`` show the image to resume at. Returns the current index.
         The session's hide-the-model setting is shown in (and then changed by) the panel's check box."""
@@ -299,10 +329,17 @@ class GradingPanel(QWidget):
         return index
 
     def close_session(self) -> CommitOutcome | None:
-        """Commit a changed draft and let go of the session (the caller closes the store)."""
+        """Commit a changed draft and let go of the session; a project opened by `open_folder` is closed
+        (after offering to save grades the database refused), one given to `open_session` is not."""
         outcome = None
         if self.session is not None and self.session.dirty:
             outcome = self._commit()
+        if self.session is not None and self._owns_store:
+            if self.session.store.pending:
+                # Grades the database refused are still only in memory: offer them once more.
+                self.save_pending_elsewhere()
+            self.session.store.close()
+        self._owns_store = False
         self.session = None
         self._refresh()
         return outcome
