@@ -14,7 +14,14 @@ import pytest
 from PIL import Image
 
 from retinaview.core.common.review_store import GradeRecord
-from retinaview.ui.report import EyeReport, ReportError, ReportInfo, overlay_image, write_report
+from retinaview.ui.report import (
+    EyeReport,
+    ReportError,
+    ReportInfo,
+    eye_from_explanation,
+    overlay_image,
+    write_report,
+)
 
 pytestmark = pytest.mark.usefixtures("qapp")
 
@@ -172,3 +179,30 @@ def test_bad_requests_are_one_line(photo, tmp_path):
         write_report(tmp_path / "missing" / "r.pdf", [EyeReport("a.png", photo)], INFO)
     with pytest.raises(ReportError, match="nothing to report"):
         write_report(tmp_path / "r.pdf", [], INFO)
+
+
+def test_eye_from_explanation_prints_the_predicted_class_map(photo):
+    from retinaview.core.common.result import Explanation
+
+    score, fov = _score((240, 240))
+    total = np.stack([-score, 0 * score, score, 0 * score, 0 * score])
+    logits = np.array([0.0, 0.5, 2.0, 0.1, -1.0])
+    ex = Explanation(
+        method="rfscore",
+        logits=logits,
+        probs=np.exp(logits) / np.exp(logits).sum(),
+        bias=np.zeros(5),
+        input=total,
+        total=total,
+        fov=fov,
+        display=photo,
+    )
+    eye = eye_from_explanation("9_left.jpeg", ex, side="left")
+    assert eye.grade == 2 and eye.side == "left"
+    assert np.array_equal(eye.score, score) and eye.photo is photo
+    drawn = np.any(overlay_image(eye, INFO) != photo, axis=2)
+    assert drawn[int(0.35 * 240), int(0.6 * 240)]
+    with pytest.raises(ReportError, match="no photograph"):
+        eye_from_explanation(
+            "x.png", Explanation("rfscore", logits, logits, logits, total, total, fov)
+        )

@@ -22,10 +22,11 @@ from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfW
 
 from retinaview.core.common.colormaps import lut
 from retinaview.core.common.errors import RetinaviewError
+from retinaview.core.common.result import Explanation
 from retinaview.core.common.review_store import GradeRecord
 from retinaview.ui.map_render import map_over_photo, qimage
 
-__all__ = ["EyeReport", "ReportInfo", "ReportError", "write_report"]
+__all__ = ["EyeReport", "ReportError", "ReportInfo", "eye_from_explanation", "write_report"]
 
 GRADE_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
 # Printed on white paper: darker versions of the screen's grade colours.
@@ -73,6 +74,37 @@ class ReportInfo:
     mode: str = "positive"
     cmap: str = "green-red"
     date: datetime = field(default_factory=lambda: datetime.now().astimezone())
+
+
+def eye_from_explanation(
+    name: str,
+    explanation: Explanation,
+    record: GradeRecord | None = None,
+    quality: str | None = None,
+    side: str = "",
+    kind: str = "total",
+) -> EyeReport:
+    """An `EyeReport` from the engine's explanation of an image: the model's view of the photograph
+    (``display``, at model input size, so the map lies exactly on it), the ``kind`` map (``total`` or
+    ``input``) of the predicted class, the field of view and the probabilities."""
+    maps = (
+        explanation.total
+        if kind == "total" and explanation.total is not None
+        else explanation.input
+    )
+    grade = int(np.argmax(explanation.logits))
+    if explanation.display is None:
+        raise ReportError(f"{name}: the explanation holds no photograph to print")
+    return EyeReport(
+        name=name,
+        photo=explanation.display,
+        score=np.asarray(maps[grade]),
+        fov=explanation.fov,
+        probs=[float(p) for p in explanation.probs],
+        record=record,
+        quality=quality,
+        side=side,
+    )
 
 
 def overlay_image(eye: EyeReport, info: ReportInfo) -> np.ndarray:
