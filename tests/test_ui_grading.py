@@ -113,7 +113,8 @@ def test_keys_enter_and_undo_commit_to_the_store(qtbot, panel, store, folder):
         True,
     )
 
-    # A note typed in the note field, Enter there commits too.
+    # A note typed in the note field, Enter there commits too, and moves on by one image only (the next
+    # image is already graded, so a second Enter reaching the panel would move again).
     qtbot.keyClick(panel, Qt.Key.Key_2)
     panel.note.setFocus()
     qtbot.keyClicks(panel.note, "microaneurysms temporal")

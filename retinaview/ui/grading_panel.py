@@ -192,7 +192,6 @@ class GradingPanel(QWidget):
         self.note = QLineEdit()
         self.note.setPlaceholderText("Note (Enter commits)")
         self.note.textEdited.connect(self._note_edited)
-        self.note.returnPressed.connect(self.commit_and_advance)
 
         self.commit_button = QPushButton("Commit  ⏎")
         self.commit_button.setToolTip("Save the grade and go to the next image (Enter)")
@@ -551,6 +550,7 @@ class GradingPanel(QWidget):
                 self.set_gradable(not self.session.draft.gradable)
             return True
         if key in _ENTER:
+            # Also Enter in the note field: the line edit passes the key on to the panel.
             self.commit_and_advance()
             return True
         return False
