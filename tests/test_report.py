@@ -19,6 +19,7 @@ from retinaview.ui.report import (
     ReportError,
     ReportInfo,
     eye_from_explanation,
+    eye_from_result,
     overlay_image,
     write_report,
 )
@@ -206,3 +207,43 @@ def test_eye_from_explanation_prints_the_predicted_class_map(photo):
         eye_from_explanation(
             "x.png", Explanation("rfscore", logits, logits, logits, total, total, fov)
         )
+
+
+def test_place_map_follows_the_engine_affine():
+    from retinaview.ui.map_render import place_map, place_mask
+
+    # A map linear in the model's row and column indices: bilinear placement reproduces it exactly.
+    u, v = np.mgrid[:10, :12].astype(np.float32)
+    score = 3 * u - 2 * v + 1
+    to_photo = (
+        2.0,
+        5.0,
+        1.5,
+        -3.0,
+    )  # photo = a * model + b per axis; part of the photo off the map
+    placed = place_map(score, to_photo, (40, 30), fill=np.nan)
+    yy, xx = np.mgrid[:40, :30]
+    mu, mv = (yy - 5.0) / 2.0, (xx + 3.0) / 1.5
+    on_map = (mu >= 0) & (mu <= 9) & (mv >= 0) & (mv <= 11)
+    assert np.allclose(placed[on_map], (3 * mu - 2 * mv + 1)[on_map], atol=1e-4)
+    off = (mu < -0.5) | (mu > 9.5) | (mv < -0.5) | (mv > 11.5)
+    assert off.any() and np.isnan(placed[off]).all()
+    mask = place_mask(np.ones((10, 12), bool), to_photo, (40, 30))
+    assert mask[on_map].all() and not mask[off].any()
+
+
+def test_eye_from_result_places_the_map_on_the_full_photograph(photo):
+    from types import SimpleNamespace
+
+    from retinaview.core.common.result import Explanation
+
+    small, fov = _score((60, 60))  # the model saw the photograph at a quarter of its size
+    total = np.stack([0 * small, small, 0 * small, 0 * small, 0 * small])
+    logits = np.array([0.0, 3.0, 0.5, 0.1, -1.0])
+    ex = Explanation("rfscore", logits, np.exp(logits) / np.exp(logits).sum(), np.zeros(5),
+                     total, total, fov)  # fmt: skip
+    result = SimpleNamespace(photo=photo, explanation=ex, to_photo=(4.0, 1.5, 4.0, 1.5))
+    eye = eye_from_result("5_right.jpeg", result, side="right")
+    assert eye.grade == 1 and eye.photo is photo
+    drawn = np.any(overlay_image(eye, INFO) != photo, axis=2)
+    assert drawn[int(0.35 * 240), int(0.6 * 240)] and not drawn[int(0.7 * 240), int(0.3 * 240)]

@@ -77,6 +77,7 @@ class EyePane(QWidget):
         self.photo: np.ndarray | None = None
         self.score: np.ndarray | None = None
         self.fov: np.ndarray | None = None
+        self.to_photo: tuple[float, float, float, float] | None = None
         self.shown: np.ndarray | None = None  # exactly what is drawn
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -101,7 +102,9 @@ class EyePane(QWidget):
         fov: np.ndarray | None = None,
         reviewer_grade: int | None = None,
         reviewer_note: str = "",
+        to_photo: tuple[float, float, float, float] | None = None,
     ) -> None:
+        self.to_photo = to_photo
         self.title.setText(
             f"{self.side.capitalize()} eye · {name}"
             if name
@@ -120,7 +123,9 @@ class EyePane(QWidget):
             self.image.clear()
             return
         score = self.score if maps else None
-        self.shown = map_over_photo(self.photo, score, self.fov, n=threshold, mode=mode)
+        self.shown = map_over_photo(
+            self.photo, score, self.fov, n=threshold, mode=mode, to_photo=self.to_photo
+        )
         self.image.setImage(self.shown, levels=(0, 255), autoLevels=False)
 
 
@@ -173,13 +178,15 @@ class PatientView(QWidget):
         fov: np.ndarray | None = None,
         reviewer_grade: int | None = None,
         reviewer_note: str = "",
+        to_photo: tuple[float, float, float, float] | None = None,
     ) -> None:
-        """One eye's photograph (H, W, 3) uint8, class probabilities, map of the predicted class (any
-        resolution covering the photograph), field of view, and the reviewer's grade."""
+        """One eye's photograph (H, W, 3) uint8, class probabilities, map of the predicted class, field of
+        view, and the reviewer's grade. ``to_photo``: the engine's affine from the map's pixels to the
+        photograph's (`ExplainResult.to_photo`); without it the map is taken to cover the photograph."""
         if side not in SIDES:
             raise ValueError(f"side must be 'left' or 'right', not {side!r}")
         pane = self.eyes[side]
-        pane.set_eye(name, photo, probs, score, fov, reviewer_grade, reviewer_note)
+        pane.set_eye(name, photo, probs, score, fov, reviewer_grade, reviewer_note, to_photo)
         pane.draw(self.threshold, self.mode, self.maps.isChecked())
         pane.box.autoRange(padding=0.01)
 

@@ -26,7 +26,14 @@ from retinaview.core.common.result import Explanation
 from retinaview.core.common.review_store import GradeRecord
 from retinaview.ui.map_render import map_over_photo, qimage
 
-__all__ = ["EyeReport", "ReportError", "ReportInfo", "eye_from_explanation", "write_report"]
+__all__ = [
+    "EyeReport",
+    "ReportError",
+    "ReportInfo",
+    "eye_from_explanation",
+    "eye_from_result",
+    "write_report",
+]
 
 GRADE_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
 # Printed on white paper: darker versions of the screen's grade colours.
@@ -57,6 +64,7 @@ class EyeReport:
     record: GradeRecord | None = None
     quality: str | None = None
     side: str = ""  # "left" / "right" in a patient report
+    to_photo: tuple[float, float, float, float] | None = None  # engine's model -> photo affine
 
     @property
     def grade(self) -> int | None:
@@ -104,6 +112,33 @@ def eye_from_explanation(
         record=record,
         quality=quality,
         side=side,
+    )
+
+
+def eye_from_result(
+    name: str,
+    result,
+    record: GradeRecord | None = None,
+    quality: str | None = None,
+    side: str = "",
+    kind: str = "total",
+) -> EyeReport:
+    """An `EyeReport` from the engine's `ExplainResult` (`retinaview.engine.requests`): its photograph,
+    the ``kind`` map of the predicted class placed on it by the result's ``to_photo`` affine, the field of
+    view and the probabilities."""
+    ex = result.explanation
+    maps = ex.total if kind == "total" and ex.total is not None else ex.input
+    grade = int(np.argmax(ex.logits))
+    return EyeReport(
+        name=name,
+        photo=result.photo,
+        score=np.asarray(maps[grade]),
+        fov=ex.fov,
+        probs=[float(p) for p in ex.probs],
+        record=record,
+        quality=quality,
+        side=side,
+        to_photo=tuple(result.to_photo),
     )
 
 

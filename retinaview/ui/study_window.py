@@ -309,9 +309,12 @@ class StudyWindow(QWidget):
         probs: Sequence[float],
         score: np.ndarray | None = None,
         fov: np.ndarray | None = None,
+        to_photo: tuple[float, float, float, float] | None = None,
     ) -> None:
         """The model's output for ``case``: shown only as far as the case's arm allows (nothing in the
-        unassisted arm; no map in the grade arm). Output of another case is ignored."""
+        unassisted arm; no map in the grade arm). Output of another case is ignored. ``score`` is the map
+        of the predicted class; ``to_photo`` the engine's affine from its pixels to the photograph's
+        (`ExplainResult.to_photo`); without it the map is taken to cover the whole photograph."""
         if self.case is None or case != self.case or not case.shows_model:
             return
         if self.photo_rgb is None:
@@ -325,7 +328,14 @@ class StudyWindow(QWidget):
                 self._notice(f"{case.file}: the map could not be computed")
                 return
             self.photo.set_rgb(
-                map_over_photo(self.photo_rgb, score, fov, n=case.map_threshold, mode="positive")
+                map_over_photo(
+                    self.photo_rgb,
+                    score,
+                    fov,
+                    n=case.map_threshold,
+                    mode="positive",
+                    to_photo=to_photo,
+                )
             )
             self.map_legend.setText(
                 f"Map of the model's grade: green where the image pushes towards it, beyond "
