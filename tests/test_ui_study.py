@@ -128,3 +128,54 @@ def test_study_window_text_fits_at_1440x880(qtbot, window):
     window.set_grade(4)
     qtbot.wait(10)
     assert text_problems(window) == []
+
+
+def test_study_window_driven_by_the_engine(qtbot, study):
+    """The wiring the application uses: caseShown -> Engine.request; resultReady -> set_model_output with
+    the predicted class's map placed by the result's affine."""
+    from retinaview.engine.fake import FakeBackend
+    from retinaview.engine.worker import Engine
+
+    engine = Engine(FakeBackend(input_size=32))
+    window = StudyWindow(ReaderSession(study, reader=1))
+    qtbot.addWidget(window)
+    window.show()
+    wanted = {}
+
+    def on_case(case):
+        if case.shows_model:
+            wanted[engine.request(case.path)] = case
+
+    def on_result(result):
+        case = wanted.get(result.request.generation)
+        if case is None or result.partial:
+            return
+        ex = result.explanation
+        window.set_model_output(case, result.probs, ex.total[result.grade], ex.fov, result.to_photo)
+
+    window.caseShown.connect(on_case)
+    engine.resultReady.connect(on_result)
+    with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+        engine.start()
+    try:
+        shown = []
+        window.next_case()
+        while window.case is not None:
+            case = window.case
+            if case.shows_model:
+                qtbot.waitUntil(lambda: window.ready, timeout=10_000)
+            photo = window.photo_rgb
+            drawn = not np.array_equal(window.photo.rgb, photo)
+            shown.append((case.arm, window.model_box.isVisible(), drawn))
+            window.set_grade(1)
+            window.set_confidence(2)
+            assert window.submit_answer()
+        assert {a: (m, d) for a, m, d in shown} == {
+            "unassisted": (False, False),
+            "grade": (True, False),
+            "grade+map": (True, True),
+        }
+        assert window.session.progress() == (6, 6)
+    finally:
+        window.close()
+        engine.close()
