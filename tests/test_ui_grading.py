@@ -142,7 +142,9 @@ def test_hide_the_ai_until_the_grade_is_committed(qtbot, panel, store, folder):
     panel.aiVisibilityChanged.connect(shown.append)
     panel.open_session(session)
     panel.set_model_output("2 · Moderate (71 %)")
+    panel.set_quality("ungradable: too dark")  # model-free: shown while the model is hidden
     assert not panel.ai_visible and "2 · Moderate" not in panel.model_label.text()
+    assert panel.quality_label.isVisible() and "too dark" in panel.quality_label.text()
     assert shown == [False]
     qtbot.keyClick(panel, Qt.Key.Key_1)
     assert not panel.ai_visible  # entered, not committed
@@ -152,6 +154,7 @@ def test_hide_the_ai_until_the_grade_is_committed(qtbot, panel, store, folder):
     # The next, ungraded image hides the model again; a graded one shows it at once.
     assert panel.request_move(1)
     assert not panel.ai_visible and shown[-1] is False
+    assert not panel.quality_label.isVisible()  # the verdict was the previous image's
     assert panel.request_move(0)
     assert panel.ai_visible and shown[-1] is True
 
@@ -264,6 +267,7 @@ def test_panel_text_fits_at_1440x880(qtbot, store, folder):
     session = ReviewSession(store, _files(folder))
     panel.open_session(session)
     panel.set_model_output("2 · Moderate (71 %)")
+    panel.set_quality("ungradable: out of focus")
     qtbot.keyClick(panel, Qt.Key.Key_U)
     panel.reason.setCurrentIndex(panel.reason.findData("too bright"))
     panel.show_notice(f"{store.path}: read-only (cannot write). Kept in memory.", offer_save=True)

@@ -131,6 +131,9 @@ class GradingPanel(QWidget):
         )
         self.file_label = QLabel("No image")
         self.file_label.setObjectName("muted")
+        self.quality_label = QLabel("")
+        self.quality_label.setWordWrap(True)
+        self.quality_label.hide()
 
         self.grade_group = QButtonGroup(self)
         self.grade_group.setExclusive(False)
@@ -248,6 +251,7 @@ class GradingPanel(QWidget):
         layout.setSpacing(6)
         layout.addLayout(head)
         layout.addWidget(self.file_label)
+        layout.addWidget(self.quality_label)
         layout.addLayout(form)
         layout.addWidget(self.referable)
         layout.addLayout(buttons)
@@ -349,6 +353,17 @@ class GradingPanel(QWidget):
         self._model_text = text
         self._refresh()
 
+    def set_quality(self, label: str | None) -> None:
+        """The model-free quality gate's verdict of the current image (``gradable`` or ``ungradable:
+        <reason>``), shown whatever the hide-the-model setting: it is not the model's opinion."""
+        if not label:
+            self.quality_label.hide()
+            self.quality_label.setText("")
+            return
+        colour = "#ff8a7a" if label.startswith("ungradable") else MUTED
+        self.quality_label.setText(f"<span style='color:{colour}'>Quality gate: {label}</span>")
+        self.quality_label.show()
+
     # ---------------------------------------------------------------------------------------------
     # Moving
     # ---------------------------------------------------------------------------------------------
@@ -364,6 +379,8 @@ class GradingPanel(QWidget):
         outcome = self.session.go_to(index)
         if outcome is not None:
             self._after_commit(outcome)
+        if self.session.index == index:
+            self.set_quality(None)
         self._model_text = ""
         self._refresh()
         return self.session.index == index
