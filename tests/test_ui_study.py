@@ -133,8 +133,8 @@ def test_study_window_text_fits_at_1440x880(qtbot, window):
 def test_study_window_driven_by_the_engine(qtbot, study):
     """The wiring the application uses: caseShown -> Engine.request; resultReady -> set_model_output with
     the predicted class's map placed by the result's affine."""
-    from retinaview.engine.fake import FakeBackend
     from retinaview.engine.worker import Engine
+    from tests.fake_backend import FakeBackend
 
     engine = Engine(FakeBackend(input_size=32))
     window = StudyWindow(ReaderSession(study, reader=1))

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QFileDialog,
     QGroupBox,
     QInputDialog,
@@ -35,9 +36,11 @@ from PySide6.QtWidgets import (
 from retinaview.core.common.errors import RetinaviewError
 from retinaview.engine.requests import ExplainResult, ModelInfo
 from retinaview.ui import shortcuts
+from retinaview.ui.agreement_panel import AgreementPanel
 from retinaview.ui.browser import BrowserWidget
 from retinaview.ui.colormaps import COLORMAPS, DEFAULT_COLORMAP, MODES
 from retinaview.ui.controls import ControlPanel
+from retinaview.ui.grading_panel import GradingPanel
 from retinaview.ui.histogram import MapHistogram
 from retinaview.ui.labels import read_labels
 from retinaview.ui.map_legend import method_label
@@ -103,6 +106,9 @@ class MainWindow(QMainWindow):
     resultShown = Signal(object)
     partialShown = Signal(object)
     noticeShown = Signal(str)
+    # resultHeld: the final result of the current image in review mode, kept off screen until the reviewer's
+    # grade of the image is saved (then it is drawn and resultShown follows).
+    resultHeld = Signal(object)
 
     def __init__(
         self,
@@ -110,6 +116,7 @@ class MainWindow(QMainWindow):
         method: str = "rfscore",
         params: dict | None = None,
         restore: bool = True,
+        review: bool | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -152,12 +159,15 @@ class MainWindow(QMainWindow):
         self.prediction = PredictionPanel()
         self.controls = ControlPanel(self._restored_state() if restore else ViewState())
         self.histogram = MapHistogram()
+        self.grading = GradingPanel()
         side = QWidget()
         side.setObjectName("panel")
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(8, 4, 10, 8)
         side_layout.setSpacing(6)
+        self.boxes: dict[str, QGroupBox] = {}
         for title, widget in (
+            ("Review", self.grading),
             ("Prediction", self.prediction),
             ("Explanation map", self.controls),
             ("Distribution of the map", self.histogram),
@@ -167,6 +177,8 @@ class MainWindow(QMainWindow):
             lay.setContentsMargins(8, 6, 8, 8)
             lay.addWidget(widget)
             side_layout.addWidget(box)
+            self.boxes[title] = box
+        self.boxes["Review"].hide()
         side_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(side)
@@ -187,11 +199,33 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes(self._default_sizes(DEFAULT_SIZE[0]))
         self.setCentralWidget(self.splitter)
 
+        # Review mode: the reviewer's own grade of each image (and, with "hide the model", nothing of the
+        # model's opinion of an image until that grade is saved); the agreement of the project in a dock.
+        self.review = bool(
+            read_bool(app_settings(), "review/on", False) if review is None and restore else review
+        )
+        self._held: ExplainResult | None = None
+        self._reverting = False
+        self.agreement = AgreementPanel()
+        self.agreement_dock = QDockWidget("Review agreement", self)
+        self.agreement_dock.setObjectName("agreementDock")
+        self.agreement_dock.setWidget(self.agreement)
+        self.agreement_dock.hide()
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.agreement_dock)
+
         self._build_status_bar()
         self.actions: dict[str, QAction] = {}
         self._build_menus()
 
         self.controls.changed.connect(self._on_state)
+        self.grading.advanceRequested.connect(self._review_next)
+        self.grading.undone.connect(self._review_undone)
+        self.grading.aiVisibilityChanged.connect(self._set_ai_visible)
+        self.grading.noticeShown.connect(self.show_notice)
+        self.grading.committed.connect(self._on_review_committed)
+        self.agreement.filterRequested.connect(self.browser.set_review_filter)
+        self.agreement.noticeShown.connect(self.show_notice)
+        self.agreement_dock.visibilityChanged.connect(self._on_agreement_shown)
         self.browser.currentChanged.connect(self._on_current)
         engine.resultReady.connect(self._on_result)
         engine.photoReady.connect(self._on_photo)
@@ -205,6 +239,7 @@ class MainWindow(QMainWindow):
         self.browser.model.countsChanged.connect(self._update_progress_text)
         self.viewer.set_state(self.controls.state)
         self._sync_actions(self.controls.state)
+        self._sync_review_actions()
         self._update_histogram_cut()
         self.resize(*DEFAULT_SIZE)
         self._sized = False
@@ -249,6 +284,20 @@ class MainWindow(QMainWindow):
         file.addAction(self._action("open_folder", "Open &Folder…", self.choose_folder))
         file.addAction(self._action("open_image", "Open &Image…", self.choose_image))
         file.addAction(self._action("open_model", "Open &Model…", self.choose_model))
+        file.addSeparator()
+        file.addAction(
+            self._action(
+                "toggle_review", "&Review Mode (Grade Each Image)", self.set_review_mode, True
+            )
+        )
+        file.addAction(
+            self._action(
+                "show_agreement",
+                "Review &Agreement",
+                lambda on: self.agreement_dock.setVisible(on),
+                True,
+            )
+        )
         file.addSeparator()
         file.addAction(self._action("export_png", "Export View as &PNG…", self.export_png))
         file.addAction(
@@ -374,6 +423,7 @@ class MainWindow(QMainWindow):
         s.setValue("view/kind", st.kind)
         s.setValue("view/opacity", st.opacity)
         s.setValue("view/smooth", st.smooth)
+        s.setValue("review/on", self.review)
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/splitter", self.splitter.saveState())
         if self.folder is not None:
@@ -425,7 +475,12 @@ class MainWindow(QMainWindow):
             self.show_notice(f"{exc} (ground truth not shown)")
         self.folder = folder
         self.current = None
+        self._held = None
+        self.browser.set_review_filter(None)
         self.browser.set_folder(folder, paths, truth)
+        if self.review and paths:
+            resume = self._start_review()
+            select = select if select is not None else resume
         self.setWindowTitle(f"{folder.name} — retinaview")
         if not paths:
             self.viewer.show_message(
@@ -485,9 +540,14 @@ class MainWindow(QMainWindow):
         """A newly selected image: nothing of the previous one stays on screen, nor its notice. The same
         image asked for again (a model loaded, the inspector opened) keeps what it shows until the new
         result comes."""
+        if self._reverting:
+            return
+        if not self._review_allows(path):
+            return
         if path != self.current or not self.viewer.has_photo():
             if self.current is not None and path != self.current:
                 self.notice.hide()
+            self._held = None
             entry = self.browser.model.entry(path)
             self.viewer.show_message(f"Opening {path.name}…")
             self.prediction.set_pending(
@@ -530,6 +590,16 @@ class MainWindow(QMainWindow):
         if path is not None and not self._is_current(path):
             return
         entry = self.browser.model.entry(path) if path else None
+        if self.review and self.grading.session is not None:
+            if not result.partial:
+                g = result.grade
+                names = result.explanation.class_names
+                name = names[g] if g < len(names) else str(g)
+                self.grading.set_model_output(f"{g} · {name} ({float(result.probs[g]):.0%})")
+            if not self.grading.ai_visible:
+                self._hold(result)
+                return
+        self._held = None
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
@@ -566,6 +636,8 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"model: {info.source}")
         self.model_label.setToolTip(f"{info.arch}, input {info.input_size} px, {info.model_id}")
         self.device_label.setText(info.device)
+        if self.grading.session is not None:
+            self.grading.session.model = info.model_id
         self.controls.set_class_names(info.class_names)
         self.browser.set_class_names(info.class_names)
         self._name_class_actions(info.class_names)
@@ -616,6 +688,163 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self._grading = "done" if completed else "stopped"
         self._update_progress_text()
+
+    # --- review mode -------------------------------------------------------------------------------
+    @Slot(bool)
+    def set_review_mode(self, on: bool) -> None:
+        """Review mode on: the folder's review project is opened (the reviewer's name asked once) and the
+        window moves to the first image not graded yet; keys 0-4 grade instead of showing a class."""
+        on = bool(on)
+        if on != self.review:
+            self.review = on
+            if on and self.folder is not None:
+                resume = self._start_review()
+                if resume is not None:
+                    self.browser.select_path(resume)
+            elif not on:
+                self.grading.close_session()
+                self.boxes["Review"].hide()
+                self.browser.model.set_hide_unreviewed(False)
+                self._set_ai_visible(True)
+        self._sync_review_actions()
+
+    def _sync_review_actions(self) -> None:
+        self.actions["toggle_review"].setChecked(self.review)
+        # The keys 0-4 are QAction shortcuts, which Qt dispatches before any key event: off while reviewing,
+        # so that keyPressEvent gets them for the grading panel.
+        for k in range(5):
+            self.actions[f"class_{k}"].setEnabled(not self.review)
+
+    def _start_review(self) -> Path | None:
+        """Open the review project of the open folder; the image to resume at (None when not opened:
+        review mode is then turned off and the notice says why)."""
+        files = [e.path for e in self.browser.model.entries()]
+        info = self.engine.model_info
+        index = self.grading.open_folder(self.folder, files, model=info.model_id if info else None)
+        session = self.grading.session
+        if index is None or session is None:
+            self.review = False
+            self.grading.close_session()
+            self._sync_review_actions()
+            return None
+        self.boxes["Review"].show()
+        self.browser.model.set_hide_unreviewed(session.hide_ai)
+        self._mark_reviewed()
+        if self.agreement_dock.isVisible():
+            self.agreement.refresh(session.store)
+        return files[index]
+
+    def _mark_reviewed(self) -> None:
+        """The list marks each image with the reviewer's saved decision."""
+        session = self.grading.session
+        if session is None or self.folder is None:
+            return
+        try:
+            records = session.store.records(reviewer=session.store.reviewer)
+        except RetinaviewError as exc:
+            records = []
+            self.show_notice(str(exc))
+        decided = {r.file: _decision(r) for r in records}
+        for e in self.browser.model.entries():
+            self.browser.model.set_reviewed(e.path, decided.get(e.path.name))
+
+    def _review_allows(self, path: Path) -> bool:
+        """Before the window shows ``path`` in review mode: the grade of the image on screen is saved
+        first; False (the selection goes back, the grading panel says why) when it cannot be."""
+        session = self.grading.session
+        if not self.review or session is None:
+            return True
+        index = session.index_of(path.name)
+        if index is None or self.grading.request_move(index):
+            return True
+        if self.current is not None:
+            self._reverting = True
+            try:
+                self.browser.select_path(self.current)
+            finally:
+                self._reverting = False
+        return False
+
+    @Slot()
+    def _review_next(self) -> None:
+        session = self.grading.session
+        if session is None:
+            return
+        index = session.next_index()
+        if index is None:
+            self.statusBar().showMessage(
+                "Last image of the folder: every image has been shown", 5000
+            )
+            return
+        path = session.files[index]
+        if not self.browser.select_path(path):
+            # Hidden by a filter: show the whole list rather than skip the image.
+            self.browser.set_review_filter(None)
+            self.browser.filter.setCurrentIndex(0)
+            self.browser.select_path(path)
+
+    @Slot(int)
+    def _review_undone(self, index: int) -> None:
+        session = self.grading.session
+        if session is None:
+            return
+        self._mark_reviewed()
+        if index >= 0:
+            self.browser.select_path(session.files[index])
+
+    @Slot(object)
+    def _on_review_committed(self, record) -> None:
+        if self.folder is not None:
+            self.browser.model.set_reviewed(self.folder / record.file, _decision(record))
+        if self.agreement_dock.isVisible() and self.grading.session is not None:
+            self.agreement.refresh(self.grading.session.store)
+
+    @Slot(bool)
+    def _on_agreement_shown(self, shown: bool) -> None:
+        self.actions["show_agreement"].setChecked(shown)
+        if shown and self.grading.session is not None:
+            self.agreement.refresh(self.grading.session.store)
+
+    def _hold(self, result: ExplainResult) -> None:
+        """Keep the model's output of the current image off screen: the photograph alone, no grade."""
+        self._held = None if result.partial else result
+        name = self.current.name if self.current is not None else ""
+        title = f"{name} · the model's output is hidden until you save your grade"
+        if self.viewer.result is not None or not self.viewer.has_photo():
+            self.viewer.set_photo(result.photo, title)
+        else:
+            for pane in [self.viewer.main_pane, *self.viewer.grid_panes]:
+                pane.title.setText(title)
+        self.histogram.set_counts(None, 0)
+        if not result.partial:
+            self.resultHeld.emit(result)
+
+    @Slot(bool)
+    def _set_ai_visible(self, visible: bool) -> None:
+        """Show or hide everything the model says of the current image: the prediction, the map and its
+        distribution, the list's grades of images not graded by the reviewer."""
+        session = self.grading.session
+        self.boxes["Prediction"].setVisible(visible)
+        self.boxes["Distribution of the map"].setVisible(visible)
+        self.browser.model.set_hide_unreviewed(
+            self.review and session is not None and session.hide_ai
+        )
+        if not visible and self.viewer.result is not None:
+            self._hold(self.viewer.result)
+        elif visible and self._held is not None:
+            # Drawn on the next turn of the event loop: Enter saves and moves on at once, and the image
+            # left behind need not be drawn first.
+            QTimer.singleShot(0, self._show_held)
+
+    def _show_held(self) -> None:
+        held = self._held
+        if held is not None and self._is_current(held.request.path) and self.grading.ai_visible:
+            self._on_result(held)
+
+    def keyPressEvent(self, event) -> None:
+        if self.review and self.grading.session is not None and self.grading.handle_key(event):
+            return
+        super().keyPressEvent(event)
 
     # --- view state --------------------------------------------------------------------------------
     @Slot(object)
@@ -1002,9 +1231,15 @@ class MainWindow(QMainWindow):
             self.train_dialog.shutdown()
         if self.persist:
             self.save_settings()
+        self.grading.close_session()
         self.photos.shutdown()
         self.engine.close()
         if self._inspector is not None:
             self._inspector.shutdown()
         self.browser.thumbnails.shutdown()
         super().closeEvent(event)
+
+
+def _decision(record) -> str:
+    """The list's mark of a saved review record: the grade, or U for ungradable."""
+    return "U" if not record.gradable or record.grade is None else str(record.grade)
