@@ -809,7 +809,7 @@ class MainWindow(QMainWindow):
         """Keep the model's output of the current image off screen: the photograph alone, no grade."""
         self._held = None if result.partial else result
         name = self.current.name if self.current is not None else ""
-        title = f"{name} · the model's output is hidden until you save your grade"
+        title = f"{name} · model hidden"
         if self.viewer.result is not None or not self.viewer.has_photo():
             self.viewer.set_photo(result.photo, title)
         else:
