@@ -84,7 +84,11 @@ def test_pickle_that_runs_code_is_refused_and_not_run(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty file"), (b"hello", "not a model file"), (None, "no such file")],
+    [
+        (b"", "empty file"),
+        (b"hello", r"not a retinaview checkpoint \(it looks like text\)"),
+        (None, "no such file"),
+    ],
 )
 def test_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.pt"

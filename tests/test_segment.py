@@ -82,3 +82,20 @@ def test_reweight_experiment_restores_weights_and_factor_one_is_the_model(
                  "--factors", "0,1", "--json"])  # fmt: skip
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(lines) == 8 and json.loads(lines[0])["label"] == "conv1_2"
+
+
+def test_evaluate_task_vessels_reports_masked_figures(vessel_checkpoint, capsys):
+    args = [
+        "evaluate",
+        "--task",
+        "vessels",
+        "--model",
+        str(vessel_checkpoint),
+        "--data",
+        "synth:1:3",
+        "--json",
+    ]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["images"] == 1 and 0 <= report["f1"] <= 1 and 0 <= report["miou"] <= 1
+    assert report["threshold"] == 0.5  # the fixture's checkpoint chose none

@@ -90,3 +90,16 @@ def test_bad_options_are_one_line(field, value, message):
     setattr(cfg, field, value)
     with pytest.raises(DataError, match=message):
         cfg.check()
+
+
+def test_train_command_with_task_vessels(tmp_path, capsys):
+    from retinaview.cli import main
+
+    args = ["train", "--task", "vessels", "--data", "synth:2:0", "--val", "synth:1:9", "--size", "64",
+            "--crop", "32", "--width", "0.0625", "--epochs", "1", "--batch", "4", "--quiet"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    payload = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert payload["arch"] == "driu" and payload["config"]["task"] == "vessels"
+    assert 0 < payload["config"]["threshold"] < 1
+    assert main([*args, "--crop", "30", "--out", str(tmp_path / "bad")]) == 2
+    assert "--crop 30" in capsys.readouterr().err

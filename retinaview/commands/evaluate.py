@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(single images) or synthpairs:P:SEED (P patients, both eyes; adds per-patient QWK)."
         ),
     )
+    p.add_argument(
+        "--task",
+        choices=("grading", "vessels"),
+        default="grading",
+        help="grading (default) or vessels: F1, mIoU, AUC inside the field of view of synth:N:SEED",
+    )
     p.add_argument("--model", default="default", help="checkpoint file or 'default' (bundled)")
     p.add_argument("--data", required=True, help="DIR, synth:N:SEED or synthpairs:P:SEED")
     p.add_argument("--labels", help="labels CSV of DIR (default: labels.csv etc. in DIR)")
@@ -103,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.task == "vessels":
+        return run_vessels(args)
     with Progress(0, "grading", enabled=False if args.json else None) as progress:
         report = evaluate(
             args.model,
@@ -124,4 +132,31 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(format_report(report))
+    return 0
+
+
+def run_vessels(args: argparse.Namespace) -> int:
+    """``--task vessels``: mean F1, mIoU, AUC and accuracy inside the field of view (the model's threshold)."""
+    from retinaview.commands._progress import Progress
+    from retinaview.core.segment import load_vessel_model
+    from retinaview.train.vessels import evaluate_vessels, model_threshold
+
+    model = load_vessel_model(args.model, device=None if args.device == "auto" else args.device)
+    with Progress(0, "segmenting", enabled=False if args.json else None) as progress:
+        scores = evaluate_vessels(model, model.spec, args.data, progress=progress.callback)
+    report = {
+        "model": model.spec.source,
+        "data": args.data,
+        "threshold": model_threshold(model.spec),
+        **scores,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"{args.data}: {int(scores['images'])} images, inside the field of view, threshold "
+            f"{report['threshold']:.2f}"
+        )
+        for key in ("f1", "miou", "iou_vessel", "auc", "accuracy", "sensitivity", "specificity"):
+            print(f"  {key:<12} {scores[key]:.4f}")
     return 0

@@ -62,8 +62,8 @@ def parse_frequencies(text: str) -> tuple[float, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command with the parsed ``args``; returns the exit code."""
-    from pathlib import Path
 
+    from retinaview.core.common.paths import check_output_folder
     from retinaview.core.synthetic import write_dataset
 
     freqs = parse_frequencies(args.frequencies)
@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--seed must be non-negative, got {args.seed}")
     if not 64 <= args.size <= 4096:
         raise DataError(f"--size must be between 64 and 4096 pixels, got {args.size}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder")
+    out = check_output_folder(args.out)
     total = args.n + (args.n % 2 if args.patients else 0)
     progress = Progress(total, "synth", enabled=None if total >= 20 else False)
     try:

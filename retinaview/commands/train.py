@@ -21,9 +21,30 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--task",
+        choices=("grading", "vessels"),
+        default="grading",
+        help="grading: a DR grader (default); vessels: a DRIU vessel segmentation network trained on "
+        "synthetic photographs and their vessel masks",
+    )
+    p.add_argument(
         "--arch",
-        default="paper17",
-        help=f"one of {', '.join(ARCHITECTURE_NAMES)} (default paper17)",
+        default=None,
+        help=f"one of {', '.join(ARCHITECTURE_NAMES)} (default paper17; driu for --task vessels)",
+    )
+    vessels = p.add_argument_group("vessel networks (--task vessels)")
+    vessels.add_argument(
+        "--width", type=float, default=0.25, help="channel width factor (1.0 = DRIU)"
+    )
+    vessels.add_argument("--size", type=int, default=512, help="model input side in px (512)")
+    vessels.add_argument("--crop", type=int, default=128, help="training crop side in px (128)")
+    vessels.add_argument(
+        "--vessel-loss", choices=("balanced", "bce"), default="balanced", help="(balanced: HED's)"
+    )
+    vessels.add_argument(
+        "--rgb",
+        action="store_true",
+        help="feed the photograph (paper chain), not the vessels chain",
     )
     p.add_argument(
         "--data", required=True, help="synth:N[:SEED] or an image folder with labels CSV"
@@ -40,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--batch", type=int, default=15, help="images per step and process (15)")
     p.add_argument("--val-batch", type=int, help="validation batch (default --batch)")
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, help="learning rate (3e-4; 1e-3 for --task vessels)")
     p.add_argument("--lr-steps", default="", help="epochs after which lr drops, e.g. 20,40")
     p.add_argument("--lr-gamma", type=float, default=0.1, help="factor at each lr step (0.1)")
     p.add_argument("--loss", choices=tuple(LOSSES), default="kappa")
@@ -137,12 +158,66 @@ class ProgressLine:
         self.width = 0 if final else len(text)
 
 
+def check_output_folder(folder: str) -> None:
+    """The run folder can be written (checked before any work, in one line otherwise)."""
+    from retinaview.core.common.paths import check_output_folder as check
+
+    check(folder)
+
+
+def run_vessels(args) -> int:
+    """``retinaview train --task vessels``: `retinaview.train.vessels.train_vessels`."""
+    from retinaview.train.vessels import VesselTrainConfig, train_vessels
+
+    n_val = "synth:20:1000"
+    cfg = VesselTrainConfig(
+        out=args.out,
+        arch=args.arch or "driu",
+        width=args.width,
+        chain="paper" if args.rgb else "vessels",
+        data=args.data,
+        val=args.val or n_val,
+        size=args.size,
+        crop=args.crop,
+        batch=args.batch,
+        epochs=args.epochs,
+        lr=args.lr if args.lr is not None else 1e-3,
+        lr_steps=_steps(args.lr_steps),
+        lr_gamma=args.lr_gamma,
+        loss=args.vessel_loss,
+        seed=args.seed,
+        resume=args.resume,
+        threads=args.threads,
+        device=args.device,
+        max_minutes=args.max_minutes,
+        save_every_minutes=args.save_every_minutes,
+    )
+    cfg.check()
+    check_output_folder(args.out)
+    say = (
+        None
+        if args.quiet
+        else (lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
+    )
+    result = train_vessels(cfg, progress=say)
+    if say is not None:
+        print(file=sys.stderr)
+    if result["status"] != "done":
+        print(
+            f"retinaview: {result['status']}; continue with --resume --out {args.out}",
+            file=sys.stderr,
+        )
+    return {"interrupted": 130, "terminated": 143}.get(result["status"], 0)
+
+
 def run(args) -> int:
     from retinaview.train import options
 
+    if args.task == "vessels":
+        return run_vessels(args)
     fields = dict(
         out=args.out,
-        arch=args.arch,
+        arch=args.arch or "paper17",
         data=args.data,
         val=args.val,
         labels=args.labels,
@@ -151,7 +226,7 @@ def run(args) -> int:
         epochs=args.epochs,
         batch=args.batch,
         val_batch=args.val_batch,
-        lr=args.lr,
+        lr=args.lr if args.lr is not None else 3e-4,
         lr_steps=_steps(args.lr_steps),
         lr_gamma=args.lr_gamma,
         loss=args.loss,
@@ -172,6 +247,7 @@ def run(args) -> int:
     )
     # Checked before torch loads: a bad option costs no start-up time.
     options.check(fields)
+    check_output_folder(args.out)
     from retinaview.train.trainer import TrainConfig, train
 
     config = TrainConfig(**fields)

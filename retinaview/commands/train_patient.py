@@ -32,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command with the parsed ``args``; returns the exit code."""
+    from retinaview.core.common.paths import check_output_file
     from retinaview.train.patient import train_patient
 
+    check_output_file(args.out)
     report = train_patient(
         args.model,
         args.data,

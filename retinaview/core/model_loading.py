@@ -20,11 +20,23 @@ DEFAULT_MODEL = RESOURCES / "models" / "paper17_synthetic.pt"
 RANDOM_SEED = 0
 
 
+DEFAULT_MODEL_ENV = "RETINAVIEW_DEFAULT_MODEL"
+
+
 def default_model_path() -> Path | None:
-    """The bundled trained model, or None while it is not there."""
-    env = os.environ.get("RETINAVIEW_DEFAULT_MODEL")
-    path = Path(env) if env else DEFAULT_MODEL
-    return path if path.is_file() else None
+    """The model 'default' names: the file in ``RETINAVIEW_DEFAULT_MODEL`` when that is set, else the
+    bundled trained model, or None while that is not there.
+
+    A ``RETINAVIEW_DEFAULT_MODEL`` that names no file is an error (`CheckpointError`), never a silent
+    fall-back to an untrained network.
+    """
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        path = Path(env)
+        if not path.exists():
+            raise CheckpointError(f"{DEFAULT_MODEL_ENV}={env}: no such file")
+        return path
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
 
 
 def load_model(name_or_path: str | os.PathLike = "default", device: Any = None) -> nn.Module:
@@ -43,6 +55,11 @@ def load_model(name_or_path: str | os.PathLike = "default", device: Any = None) 
             spec = replace(
                 spec, source="untrained paper17 (random weights, seed 0): no bundled model found"
             )
+        elif os.environ.get(DEFAULT_MODEL_ENV):
+            try:
+                model, spec, _ = load_checkpoint(path)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{DEFAULT_MODEL_ENV}: {exc}") from None
         else:
             model, spec, _ = load_checkpoint(path)
             spec = replace(spec, source=f"bundled model {path.name}")

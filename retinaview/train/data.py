@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from retinaview.core.common.errors import DataError, RetinaviewError, os_error_message
 from retinaview.core.common.io import IMAGE_SUFFIXES
-from retinaview.core.common.labels import LABEL_FILES, read_label_rows
-from retinaview.core.common.labels import find_labels_csv as _find_labels_csv
+from retinaview.core.common.labels import read_label_rows
+from retinaview.train import options
 from retinaview.train.augment import AugmentConfig, augment, sample_generator
 
 NUM_GRADES = 5
@@ -94,20 +94,9 @@ def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSou
         One line naming the source and the problem.
     """
     text = str(text)
-    if text.startswith("synth:"):
-        parts = text.split(":")[1:]
-        try:
-            if not 1 <= len(parts) <= 2:
-                raise ValueError
-            n = int(parts[0])
-            seed = int(parts[1]) if len(parts) == 2 else 0
-        except ValueError:
-            raise DataError(
-                f"{text}: expected synth:N or synth:N:SEED with whole numbers"
-            ) from None
-        if n <= 0 or seed < 0:
-            raise DataError(f"{text}: N must be positive and SEED not negative")
-        return SynthSource(n, seed)
+    synth = options.parse_synth(text)
+    if synth is not None:
+        return SynthSource(*synth)
     folder = Path(text)
     if not folder.exists():
         raise DataError(f"{text}: no such folder (and not a synth:N:SEED source)")
@@ -117,32 +106,9 @@ def parse_source(text: str, labels: str | os.PathLike | None = None) -> SynthSou
 
 
 def parse_balance(text: str | None) -> tuple[float, ...] | None:
-    """Read a ``--balance`` value: the grade proportions of class-balanced sampling.
-
-    Parameters
-    ----------
-    text : str or None
-        ``none`` (or empty), ``equal``, or K comma-separated non-negative numbers.
-
-    Returns
-    -------
-    tuple of float or None
-        Proportions summing to 1; None for the natural frequencies.
-    """
-    if text is None or text in ("", "none"):
-        return None
-    if text == "equal":
-        return (1.0 / NUM_GRADES,) * NUM_GRADES
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise DataError(
-            f"--balance {text}: expected none, equal or {NUM_GRADES} comma-separated proportions"
-        ) from None
-    if len(values) != NUM_GRADES or any(v < 0 for v in values) or sum(values) <= 0:
-        raise DataError(f"--balance {text}: expected {NUM_GRADES} non-negative proportions")
-    total = sum(values)
-    return tuple(v / total for v in values)
+    """Read a ``--balance`` value (`retinaview.train.options.parse_balance`): the grade proportions of
+    class-balanced sampling, or None for the natural frequencies."""
+    return options.parse_balance(text)
 
 
 # ---------------------------------------------------------------- sampling
@@ -420,16 +386,8 @@ def patient_eye(name: str) -> tuple[str, str | None]:
 
 
 def find_labels_csv(folder: Path) -> Path:
-    """The folder's labels CSV (`retinaview.core.common.labels.find_labels_csv`); a `DataError` if none."""
-    try:
-        found = _find_labels_csv(folder)
-    except DataError as exc:
-        raise DataError(f"{exc}; name the labels file with --labels") from None
-    if found is None:
-        raise DataError(
-            f"{folder}: no labels CSV (expected {' or '.join(LABEL_FILES)} with image,level)"
-        )
-    return found
+    """The folder's labels CSV (`retinaview.train.options.find_labels_file`); a `DataError` if none."""
+    return options.find_labels_file(folder)
 
 
 def read_records(
@@ -456,7 +414,7 @@ def read_records(
     """
     csv_path = Path(csv_path)
     folder = Path(image_dir) if image_dir is not None else csv_path.parent
-    name = csv_path.name
+    name = str(csv_path)
     rows = read_label_rows(csv_path, NUM_GRADES)
     index = _image_index(folder)
     records: list[Record] = []

@@ -112,8 +112,11 @@ def evaluate(
     if not isinstance(model, nn.Module):
         model = load_model(model, device)
     spec: ModelSpec = model.spec
-    # Read before the grading starts: a bad head file should not cost a whole evaluation.
-    head = load_head(head_path) if head_path else None
+    head = None
+    if head_path:
+        # Read before the grading starts: a bad head file should not cost a whole evaluation.
+        classifier = model.get_submodule(spec.classifier)
+        head = load_head(head_path, spec.num_classes, getattr(classifier, "in_features", None))
     dataset = dataset_for_model(data, spec, labels)
     if workers is None:
         workers = default_workers() if len(dataset) > 4 * batch else 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from retinaview.core.common.errors import DataError, RetinaviewError
 from retinaview.core.common.io import list_images
+from retinaview.core.common.labels import LABEL_FILES, find_labels_csv
 
 # The registered architectures (retinaview.core.models.registry.ARCHITECTURES) and their task, in the order a
 # menu offers them; `retinaview train` trains the graders, `retinaview train --task vessels` the vessel networks.
@@ -34,8 +35,6 @@ LOSSES = {
     "kappa+ce": "Kappa + cross-entropy",
 }
 NUM_GRADES = 5
-# The labels file looked for beside the images when none is given (else the folder's only CSV).
-LABEL_FILES = ("labels.csv", "trainLabels.csv", "train.csv")
 CHECKPOINT = "last.pt"
 MIN_IMAGE_SIZE = 16
 # How the command line names each option; the dialog passes its own names.
@@ -100,17 +99,17 @@ def parse_balance(text: str | None, flag: str = "--balance") -> tuple[float, ...
 
 
 def find_labels_file(folder: Path) -> Path:
-    """The labels CSV of an image folder: one of `LABEL_FILES`, else the folder's only CSV file."""
-    for name in LABEL_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    csvs = sorted(p for p in folder.glob("*.csv") if p.is_file())
-    if len(csvs) == 1:
-        return csvs[0]
-    if not csvs:
-        raise DataError(f"{folder}: no labels CSV (expected labels.csv with image,level)")
-    listed = ", ".join(p.name for p in csvs)
-    raise DataError(f"{folder}: several CSV files ({listed}); name the labels file with --labels")
+    """The labels CSV of an image folder (`retinaview.core.common.labels.find_labels_csv`: one of its
+    `LABEL_FILES`, else the folder's only CSV file); a one-line `DataError` when there is none or several."""
+    try:
+        found = find_labels_csv(folder)
+    except DataError as exc:
+        raise DataError(f"{exc}; name the labels file with --labels") from None
+    if found is None:
+        raise DataError(
+            f"{folder}: no labels CSV (expected {' or '.join(LABEL_FILES)} with image,level)"
+        )
+    return found
 
 
 def _source_problem(text: str, labels: Any, flag: str) -> str | None:

@@ -132,18 +132,55 @@ def save_head(path: str | os.PathLike, head: PatientHead, meta: dict[str, Any]) 
     return path
 
 
-def load_head(path: str | os.PathLike) -> PatientHead:
-    """Read a head written by `save_head`; a one-line `CheckpointError` for anything else."""
+def load_head(
+    path: str | os.PathLike, num_classes: int | None = None, features: int | None = None
+) -> PatientHead:
+    """Read a both-eyes head file; every field is checked (tensors of consistent shapes, finite, positive
+    spread) and, when given, against the model's ``num_classes`` and pooled ``features`` per eye."""
+    from retinaview.core.checkpoint import torch_load
+    from retinaview.core.validate import describe
+
     name = str(path)
-    if not Path(path).is_file():
-        raise CheckpointError(f"{name}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise CheckpointError(f"{name}: not a both-eyes head file") from None
+    payload = torch_load(path, what="both-eyes head file")
     if not isinstance(payload, dict) or payload.get("format") != HEAD_FORMAT:
         raise CheckpointError(f"{name}: not a both-eyes head file (no '{HEAD_FORMAT}' header)")
-    return PatientHead(*(payload[k].numpy() for k in ("weight", "bias", "mean", "std")))
+    arrays = {}
+    for key, ndim in (("weight", 2), ("bias", 1), ("mean", 1), ("std", 1)):
+        value = payload.get(key)
+        if (
+            not isinstance(value, torch.Tensor)
+            or not value.is_floating_point()
+            or value.ndim != ndim
+            or value.numel() == 0
+        ):
+            found = "nothing" if value is None else describe(value)
+            raise CheckpointError(
+                f"{name}: field {key!r}: expected a {ndim}-d floating-point tensor, found {found}"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{name}: field {key!r}: expected finite numbers, found NaN or infinite values"
+            )
+        arrays[key] = value.double().numpy()
+    k, f2 = arrays["weight"].shape
+    for key, want in (("bias", k), ("mean", f2), ("std", f2)):
+        if arrays[key].shape != (want,):
+            raise CheckpointError(
+                f"{name}: field {key!r}: expected {want} values to match 'weight' {k}x{f2}, "
+                f"found {arrays[key].shape[0]}"
+            )
+    if not (arrays["std"] > 0).all():
+        raise CheckpointError(f"{name}: field 'std': expected positive numbers")
+    if num_classes is not None and k != num_classes:
+        raise CheckpointError(
+            f"{name}: field 'weight': expected {num_classes} classes like the model, found {k}"
+        )
+    if features is not None and f2 != 2 * features:
+        raise CheckpointError(
+            f"{name}: field 'weight': expected {2 * features} inputs (two eyes of {features} "
+            f"features), found {f2}"
+        )
+    return PatientHead(arrays["weight"], arrays["bias"], arrays["mean"], arrays["std"])
 
 
 # ---------------------------------------------------------------- train-patient

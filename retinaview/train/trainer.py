@@ -39,6 +39,7 @@ from retinaview.core.common.errors import DataError
 from retinaview.core.device import resolve_device
 from retinaview.core.models.inputs import normalise
 from retinaview.core.models.registry import ModelSpec, build_model
+from retinaview.core.validate import check_model_fit, check_train_state
 from retinaview.train import data
 from retinaview.train.augment import AugmentConfig
 from retinaview.train.losses import build_loss
@@ -376,13 +377,17 @@ class _Trainer:
                 f"{path}: holds a {payload.get('arch')} run, not {self.spec.arch}; use another --out"
             )
         state = payload.get("train_state")
-        if not isinstance(state, dict):
-            raise DataError(f"{path}: no training state to resume from (a finished model file?)")
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
+        check_train_state(state, str(path), self.spec.num_classes)
+        check_model_fit(self.model, payload["state_dict"], str(path), self.spec.arch)
+        try:
+            self.model.load_state_dict(payload["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler is not None and "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = " ".join(str(exc).split())[:120]
+            raise DataError(f"{path}: training state does not fit this run ({first})") from None
         if torch.cuda.is_available() and state.get("cuda_rng"):
             states = state["cuda_rng"][: torch.cuda.device_count()]
             torch.cuda.set_rng_state_all(states)

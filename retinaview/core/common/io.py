@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from retinaview.core.common.errors import ImageError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "SUPPORTED_FORMATS",
     "coerce_image",
     "file_digest",
     "list_images",
@@ -29,6 +31,16 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+# The Pillow formats behind IMAGE_SUFFIXES (MPO: the multi-picture JPEG some cameras write). A file is
+# judged by its content, not its name, and exactly these formats are read: what a folder lists is what
+# opens, and a GIF, WebP or icon file is refused rather than read by chance.
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "TIFF", "BMP"})
+FORMAT_NAMES = ("JPEG", "PNG", "TIFF", "BMP")
+
+# Pillow's own warnings (broken EXIF or TIFF metadata in a file it still decodes) are not the user's
+# concern and would add lines to stderr; process-wide, because the app's thumbnail threads decode with
+# Pillow too and `warnings.catch_warnings` is not thread-safe.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 DEFAULT_MAX_PIXELS = 100_000_000
 ARRAY_NAME = "<array>"
@@ -60,16 +72,28 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, ValueError) as exc:
         raise ImageError(f"{name}: cannot read file ({_reason(exc)})") from None
-    if os.path.isdir(path):
-        raise ImageError(f"{name}: is a folder, not an image file")
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{name}: not a regular file (a folder), expected an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(
+            f"{name}: not a regular file ({_special_kind(st.st_mode)}), expected an image file"
+        )
     if st.st_size == 0:
         raise ImageError(f"{name}: empty file")
 
     try:
         with warnings.catch_warnings():
-            # We apply our own limit (max_pixels); Pillow's warning threshold (89 MP) would only add noise.
+            # Our own limit (max_pixels) replaces Pillow's warning threshold (89 MP), and a broken EXIF or
+            # metadata block, which Pillow warns about, changes nothing we read: one line per file at most,
+            # and that only for errors.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as img:
+                if img.format not in SUPPORTED_FORMATS:
+                    raise ImageError(
+                        f"{name}: unsupported image format {img.format} (retinaview reads "
+                        f"{', '.join(FORMAT_NAMES)})"
+                    )
                 width, height = img.size
                 if width <= 0 or height <= 0:
                     raise ImageError(f"{name}: image has no pixels ({width}x{height})")
@@ -86,6 +110,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             f"{name}: image too large ({what}, limit {_megapixels(max_pixels)})"
         ) from None
     except UnidentifiedImageError:
+        kind = _signature(path)
+        if kind is not None:
+            raise ImageError(
+                f"{name}: corrupt {kind} image (its header cannot be decoded)"
+            ) from None
         raise ImageError(f"{name}: not an image file (cannot identify image format)") from None
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
@@ -97,6 +126,36 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageError(f"{name}: truncated or corrupt image data") from None
     except Exception as exc:  # a decoder plug-in can raise nearly anything on hostile input
         raise ImageError(f"{name}: cannot decode image ({_reason(exc)})") from None
+
+
+# First bytes of the supported formats: a file that starts like one but does not open is corrupt, not
+# "not an image".
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _signature(path: str | os.PathLike[str]) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a plain file"
 
 
 def _reason(exc: BaseException) -> str:
@@ -138,6 +197,13 @@ def _scale_to_uint8(arr: np.ndarray, bits: int | None = None) -> np.ndarray:
 
 def pil_to_rgb(img: Image.Image, name: str = "<image>") -> np.ndarray:
     """A (loaded) PIL image -> (H, W, 3) uint8 RGB, C-contiguous. EXIF orientation is applied."""
+    with warnings.catch_warnings():
+        # Pillow warns about broken EXIF blocks; the pixels are what matter (see load_image).
+        warnings.simplefilter("ignore", UserWarning)
+        return _pil_to_rgb(img, name)
+
+
+def _pil_to_rgb(img: Image.Image, name: str) -> np.ndarray:
     try:
         orientation = img.getexif().get(0x0112, 1)
         if orientation in (2, 3, 4, 5, 6, 7, 8):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,15 @@ def find_labels_csv(folder: str | os.PathLike) -> Path | None:
 def read_label_rows(csv_path: str | os.PathLike, num_classes: int = 5) -> list[LabelRow]:
     """The rows of a labels CSV, checked; see the module docstring for what is refused."""
     path = Path(csv_path)
-    name = path.name
+    name = str(path)  # with its folder: "labels.csv" alone does not say which data set
     try:
-        if path.stat().st_size > MAX_BYTES:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise DataError(f"{path}: not a regular file (a folder), expected a labels CSV")
+        if not stat.S_ISREG(st.st_mode):
+            # Reading a named pipe or a device would block or never end.
+            raise DataError(f"{path}: not a regular file, expected a labels CSV")
+        if st.st_size > MAX_BYTES:
             raise DataError(f"{path}: label file larger than {MAX_BYTES // 2**20} MB")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
