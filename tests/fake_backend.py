@@ -329,4 +329,21 @@ def fake_explanation(
         seconds=seconds,
     )
     ex.check = ex.residual()
+    if method != "rfscore":
+        # Any other method: its one map (the input-dependent pattern), checked by completeness like
+        # integrated gradients: the map sums to the logit minus the bias and the layers' constants.
+        ex = Explanation(
+            method=method,
+            logits=logits,
+            probs=ex.probs,
+            maps=inp.astype(np.float32),
+            fov=fov,
+            map_kind="map",
+            check_name="completeness error",
+            check=0.0,
+            class_names=CLASS_NAMES,
+            display=display,
+            geometry=SquareGeometry(tuple(photo_hw), n),
+            seconds=seconds,
+        )
     return ex

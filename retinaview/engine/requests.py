@@ -18,6 +18,27 @@ import numpy as np
 from retinaview.core.common.result import Explanation
 from retinaview.engine.prepare import PreparedMaps
 
+# The explanation methods `retinaview.core.explain.methods.METHODS` registers, in the order a menu offers
+# them; named here so that the window lists them without importing torch (a test checks they agree).
+METHOD_NAMES = (
+    "rfscore",
+    "saliency",
+    "gradxinput",
+    "ig",
+    "layer_ig",
+    "ig_counterfactual",
+    "cam",
+    "gradcam",
+    "contrast",
+)
+MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def bundled_models() -> list[Path]:
+    """The model files that ship with retinaview (``resources/models/*.pt``), by name."""
+    return sorted(MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
+
+
 # The view of the main window's overlay; other views (a grid comparing methods) use names of their own.
 MAIN_VIEW = "main"
 

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from retinaview.core.common.errors import RetinaviewError
-from retinaview.engine.requests import ExplainResult, ModelInfo
+from retinaview.engine.requests import METHOD_NAMES, ExplainResult, ModelInfo, bundled_models
 from retinaview.ui import shortcuts
 from retinaview.ui.agreement_panel import AgreementPanel
 from retinaview.ui.browser import BrowserWidget
@@ -54,6 +54,7 @@ from retinaview.ui.view_state import (
     KIND_LABELS,
     THRESHOLD_MAX,
     ViewState,
+    kind_label,
 )
 
 NOTICE_MS = 8000
@@ -218,6 +219,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.controls.changed.connect(self._on_state)
+        self.controls.set_methods(METHOD_NAMES, self.method)
+        self.controls.methodChanged.connect(self.set_method)
         self.grading.advanceRequested.connect(self._review_next)
         self.grading.undone.connect(self._review_undone)
         self.grading.aiVisibilityChanged.connect(self._set_ai_visible)
@@ -355,6 +358,19 @@ class MainWindow(QMainWindow):
             layers.addAction(
                 self._action(name, text, lambda _=False, m=method: self._inspector_call(m))
             )
+
+        models = bar.addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        self.model_group.setExclusive(True)
+        for path in bundled_models():
+            action = QAction(path.stem, self, checkable=True)
+            action.setData(str(path))
+            action.setToolTip(str(path))
+            action.triggered.connect(lambda _=False, p=str(path): self.open_model(p))
+            self.model_group.addAction(action)
+            models.addAction(action)
+        models.addSeparator()
+        models.addAction(self.actions["open_model"])
 
         browse = bar.addMenu("&Browse")
         b = self.browser
@@ -521,6 +537,18 @@ class MainWindow(QMainWindow):
         if path:
             self.open_model(path)
 
+    @Slot(str)
+    def set_method(self, name: str) -> None:
+        """Explain with another method: the image stays, and is explained again."""
+        if name == self.method:
+            return
+        self.method = name
+        self.controls.set_methods(METHOD_NAMES, name)
+        if self.current is not None:
+            self.engine.request(
+                self.current, self.method, self.params, keep_layers=self._inspector_shown()
+            )
+
     def open_model(self, path: str) -> None:
         self.model_label.setText(f"loading {Path(path).name}…")
         self.engine.load_model(path)
@@ -600,6 +628,8 @@ class MainWindow(QMainWindow):
                 self._hold(result)
                 return
         self._held = None
+        if not result.partial:
+            self.controls.set_kinds(result.kinds)
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
@@ -638,6 +668,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText(info.device)
         if self.grading.session is not None:
             self.grading.session.model = info.model_id
+        for action in self.model_group.actions():
+            action.setChecked(Path(action.data()).name == Path(info.source).name)
         self.controls.set_class_names(info.class_names)
         self.browser.set_class_names(info.class_names)
         self._name_class_actions(info.class_names)
@@ -909,9 +941,12 @@ class MainWindow(QMainWindow):
         self.controls.change(mode=MODES[(MODES.index(st.mode) + 1) % len(MODES)])
 
     def _cycle_kind(self) -> None:
-        kinds = list(KIND_LABELS)
+        kinds = list(self.controls.kinds())
         st = self.controls.state
-        self.controls.change(kind=kinds[(kinds.index(st.kind) + 1) % len(kinds)])
+        if len(kinds) < 2:
+            return
+        at = kinds.index(st.kind) if st.kind in kinds else -1
+        self.controls.change(kind=kinds[(at + 1) % len(kinds)])
 
     def _toggle_colormap(self) -> None:
         st = self.controls.state
@@ -1094,7 +1129,7 @@ class MainWindow(QMainWindow):
         if x1 - x0 < 2 or y1 - y0 < 2:
             x0, y0, x1, y1 = 0, 0, w, h
         names = result.explanation.class_names
-        kind = KIND_LABELS[self.viewer.current_kind()].lower()
+        kind = kind_label(self.viewer.current_kind()).lower()
         panels = []
         for c in self.viewer.shown_classes():
             image = composite(base, self._photo_overlay(c)) if st.overlay else base
