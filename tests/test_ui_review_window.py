@@ -144,3 +144,30 @@ def test_agreement_filter_limits_the_list(qtbot, window, folder):
     assert [p.name for p in win.browser.visible_paths()] == ["eye1.png"]
     win.browser.set_review_filter(None)
     assert len(win.browser.visible_paths()) == 3
+
+
+def test_quality_gate_verdict_comes_with_the_result(qtbot, tmp_path, monkeypatch):
+    """The gate runs in the engine's worker; a dark photograph gets the "ungradable: reason" badge in the
+    grading panel (whether or not the model is hidden) and no confident grade in the prediction panel."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = tmp_path / "dark"
+    folder.mkdir()
+    Image.fromarray(np.full((96, 96, 3), 4, dtype=np.uint8)).save(folder / "dark.png")
+    engine = Engine(FakeBackend(input_size=64, gate=True))
+    win = MainWindow(engine, restore=False, review=True)
+    win.grading.ask_reviewer = lambda parent: "Ana"
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+        engine.start()
+    with qtbot.waitSignal(win.resultHeld, timeout=20_000) as held:
+        assert win.open_path(folder)
+    assert held.args[0].quality == "ungradable: too dark"
+    assert "ungradable: too dark" in win.grading.quality_label.text()
+    assert not win.boxes["Prediction"].isVisible()
+
+    with qtbot.waitSignal(win.resultShown, timeout=20_000):
+        win.set_review_mode(False)
+    assert win.prediction.grade.text() == "Ungradable: too dark"
+    assert "not to be trusted" in win.prediction.detail.text()
+    win.close()

@@ -123,6 +123,10 @@ class ExplainResult:
     cached: bool = False
     partial: bool = False
     done: tuple[int, ...] = ()
+    # The model-free quality gate's verdict of the photograph (``gradable`` or ``ungradable: <reason>``) and
+    # its sentence; None when the backend has no gate (final results only).
+    quality: str | None = None
+    quality_detail: str = ""
 
     @property
     def digest(self) -> str:

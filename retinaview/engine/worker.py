@@ -193,7 +193,15 @@ class EngineWorker(QObject):
         ex = self._backend.explain(
             self._model, photo, req.method, dict(req.params), on_partial, should_stop
         )
-        return self._result(req, key, photo, ex, t0)
+        result = self._result(req, key, photo, ex, t0)
+        gate = getattr(self._backend, "quality", None)
+        if gate is None:
+            return result
+        try:
+            label, detail = gate(photo)
+        except Exception as exc:  # the gate's failure is not the explanation's: said, not raised
+            label, detail = None, _one_line(exc, req.label)
+        return dataclasses.replace(result, quality=label, quality_detail=detail)
 
     def _result(
         self,

@@ -620,6 +620,7 @@ class MainWindow(QMainWindow):
         entry = self.browser.model.entry(path) if path else None
         if self.review and self.grading.session is not None:
             if not result.partial:
+                self.grading.set_quality(result.quality)
                 g = result.grade
                 names = result.explanation.class_names
                 name = names[g] if g < len(names) else str(g)
@@ -856,6 +857,7 @@ class MainWindow(QMainWindow):
         """Show or hide everything the model says of the current image: the prediction, the map and its
         distribution, the list's grades of images not graded by the reviewer."""
         session = self.grading.session
+        visible = visible or not self.review  # outside review mode the model is always shown
         self.boxes["Prediction"].setVisible(visible)
         self.boxes["Distribution of the map"].setVisible(visible)
         self.browser.model.set_hide_unreviewed(
@@ -870,7 +872,8 @@ class MainWindow(QMainWindow):
 
     def _show_held(self) -> None:
         held = self._held
-        if held is not None and self._is_current(held.request.path) and self.grading.ai_visible:
+        allowed = not self.review or self.grading.ai_visible
+        if held is not None and self._is_current(held.request.path) and allowed:
             self._on_result(held)
 
     def keyPressEvent(self, event) -> None:

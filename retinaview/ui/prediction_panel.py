@@ -149,6 +149,15 @@ class PredictionPanel(QWidget):
         self.detail.setToolTip(METHOD_TIPS.get(method, ""))
         self.bars.set_probs(result.probs, g)
         self._show_truth(truth, g)
+        quality = getattr(result, "quality", None)
+        if quality and quality.startswith("ungradable"):
+            # The quality gate refused the photograph: no confident grade is shown for it.
+            self.grade.setText(quality.capitalize())
+            self.grade.setStyleSheet("color: #ff8a7a")
+            self.detail.setText(
+                f"model's grade {g} · {name} ({result.probs[g]:.0%}), not to be trusted"
+            )
+            self.detail.setToolTip(result.quality_detail)
         if result.partial:
             done, total = len(result.done), len(result.probs)
             self._values["residual"].setText(
