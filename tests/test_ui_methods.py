@@ -78,3 +78,39 @@ def test_model_menu_lists_the_bundled_models_and_keeps_the_image(qtbot, window):
         action.trigger()
     assert Path(shown.args[0].model.source.split()[-1]).name == "paper17_synthetic.pt"
     assert shown.args[0].request.path.name == "eye1.png" and action.isChecked()
+
+
+def test_the_next_session_reopens_the_image_method_and_panels(qtbot, tmp_path):
+    from retinaview.ui.app import _default_path
+
+    rng = np.random.default_rng(2)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(
+            tmp_path / f"eye{k}.png"
+        )
+
+    def session():
+        engine = Engine(FakeBackend(input_size=64))
+        win = MainWindow(engine, restore=True, review=False)
+        qtbot.addWidget(win)
+        win.show()
+        with qtbot.waitSignal(engine.modelLoaded, timeout=10_000):
+            engine.start()
+        return win
+
+    first = session()
+    with qtbot.waitSignal(first.resultShown, timeout=20_000):
+        first.open_path(tmp_path / "eye2.png")
+    with qtbot.waitSignal(first.resultShown, timeout=20_000):
+        first.controls.method.setCurrentIndex(first.controls.method.findData("cam"))
+    first.agreement_dock.show()
+    first.close()
+
+    assert Path(_default_path()) == tmp_path.resolve()
+    again = session()
+    assert again.method == "cam" and again.controls.method.currentData() == "cam"
+    with qtbot.waitSignal(again.resultShown, timeout=20_000) as shown:
+        again.open_path(_default_path())
+    assert shown.args[0].request.path.name == "eye2.png"
+    assert shown.args[0].request.method == "cam" and again.agreement_dock.isVisible()
+    again.close()

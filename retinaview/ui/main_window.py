@@ -123,6 +123,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.engine = engine
         self.method = method
+        if restore and method == "rfscore":
+            # The method of the last session, unless another was asked for.
+            self.method = read_choice(app_settings(), "view/method", method, METHOD_NAMES)
         self.params = dict(params or {})
         self.folder: Path | None = None
         self.current: Path | None = None
@@ -248,6 +251,7 @@ class MainWindow(QMainWindow):
         self._sized = False
         if restore:
             self._restore_geometry()
+            self._restore_panels()
 
     # --- construction ------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -430,9 +434,32 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self._sized = self.splitter.restoreState(state)
 
+    def _restore_panels(self) -> None:
+        """The panels of the last session: the agreement dock, the layer inspector."""
+        s = app_settings()
+        if read_bool(s, "window/agreement", False):
+            self.agreement_dock.show()
+        if read_bool(s, "window/inspector", False):
+            QTimer.singleShot(0, lambda: self.inspector_action.setChecked(True))
+
+    def _remembered_image(self, folder: Path) -> Path | None:
+        """The image shown when the last session ended, when it lies in ``folder``."""
+        if not self.persist:
+            return None
+        value = app_settings().value("files/last_image", "")
+        if not isinstance(value, str) or not value:
+            return None
+        path = Path(value)
+        return path if path.parent == folder.resolve() and path.is_file() else None
+
     def save_settings(self) -> None:
         s = app_settings()
         st = self.controls.state
+        s.setValue("view/method", self.method)
+        s.setValue("window/agreement", self.agreement_dock.isVisible())
+        s.setValue("window/inspector", self._inspector_shown())
+        if self.current is not None:
+            s.setValue("files/last_image", str(self.current.resolve()))
         s.setValue("view/threshold", st.threshold)
         s.setValue("view/colormap", st.colormap)
         s.setValue("view/mode", st.mode)
@@ -497,6 +524,8 @@ class MainWindow(QMainWindow):
         if self.review and paths:
             resume = self._start_review()
             select = select if select is not None else resume
+        if select is None:
+            select = self._remembered_image(folder)
         self.setWindowTitle(f"{folder.name} — retinaview")
         if not paths:
             self.viewer.show_message(
