@@ -193,9 +193,10 @@ def test_eye_from_explanation_prints_the_predicted_class_map(photo):
         logits=logits,
         probs=np.exp(logits) / np.exp(logits).sum(),
         bias=np.zeros(5),
-        input=total,
-        total=total,
+        maps=total,
         fov=fov,
+        map_kind="total",
+        extra_maps={"input": total},
         display=photo,
     )
     eye = eye_from_explanation("9_left.jpeg", ex, side="left")
@@ -205,7 +206,7 @@ def test_eye_from_explanation_prints_the_predicted_class_map(photo):
     assert drawn[int(0.35 * 240), int(0.6 * 240)]
     with pytest.raises(ReportError, match="no photograph"):
         eye_from_explanation(
-            "x.png", Explanation("rfscore", logits, logits, logits, total, total, fov)
+            "x.png", Explanation("rfscore", logits, logits, total, fov, map_kind="total")
         )
 
 
@@ -240,8 +241,8 @@ def test_eye_from_result_places_the_map_on_the_full_photograph(photo):
     small, fov = _score((60, 60))  # the model saw the photograph at a quarter of its size
     total = np.stack([0 * small, small, 0 * small, 0 * small, 0 * small])
     logits = np.array([0.0, 3.0, 0.5, 0.1, -1.0])
-    ex = Explanation("rfscore", logits, np.exp(logits) / np.exp(logits).sum(), np.zeros(5),
-                     total, total, fov)  # fmt: skip
+    ex = Explanation("rfscore", logits, np.exp(logits) / np.exp(logits).sum(), total, fov,
+                     map_kind="total")  # fmt: skip
     result = SimpleNamespace(photo=photo, explanation=ex, to_photo=(4.0, 1.5, 4.0, 1.5))
     eye = eye_from_result("5_right.jpeg", result, side="right")
     assert eye.grade == 1 and eye.photo is photo

@@ -171,3 +171,45 @@ def test_quality_gate_verdict_comes_with_the_result(qtbot, tmp_path, monkeypatch
     assert win.prediction.grade.text() == "Ungradable: too dark"
     assert "not to be trusted" in win.prediction.detail.text()
     win.close()
+
+
+def test_reports_and_patient_view_of_a_pair_of_eyes(qtbot, tmp_path, monkeypatch, window):
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for side in ("left", "right"):
+        pixels = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p7_{side}.png")
+    win = window
+    out = tmp_path / "out"
+    out.mkdir()
+    asked = []
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        lambda *a, **k: (asked.append(1) or str(out / f"r{len(asked)}.pdf"), ""),
+    )
+    _open(qtbot, win, folder)
+    # The model is hidden for the left eye: no report of it yet.
+    win.export_report()
+    assert asked == [] and "save your grade first" in win.notices[-1]
+    qtbot.keyClick(win, Qt.Key.Key_1)
+    with qtbot.waitSignal(win.resultHeld, timeout=20_000):
+        qtbot.keyClick(win, Qt.Key.Key_Return)
+    win.export_report(patient=True)
+    assert "p7_right.png: save your grade first" in win.notices[-1]
+    qtbot.keyClick(win, Qt.Key.Key_3)
+    with qtbot.waitSignal(win.resultShown, timeout=20_000):
+        qtbot.keyClick(win, Qt.Key.Key_Return)  # the last image: saved, shown, no move
+    win.actions["export_report"].trigger()
+    win.actions["export_patient_report"].trigger()
+    assert (out / "r1.pdf").read_bytes()[:4] == b"%PDF" and (out / "r2.pdf").stat().st_size > 0
+
+    win.actions["show_patient"].trigger()
+    view = win.patient_view
+    assert view.isVisible() and view.title.text() == "Patient p7"
+    assert "p7_left.png" in view.eyes["left"].title.text()
+    assert "3 · Severe" in view.eyes["right"].reviewer.text()

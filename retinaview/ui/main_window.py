@@ -58,6 +58,7 @@ from retinaview.ui.view_state import (
 )
 
 NOTICE_MS = 8000
+RECENT_RESULTS = 4
 DEFAULT_SIZE = (1440, 880)
 # Wide enough for names like "synthetic_grade4_2.jpg" beside the thumbnail and the three short columns.
 BROWSER_WIDTH = 420
@@ -209,6 +210,9 @@ class MainWindow(QMainWindow):
             read_bool(app_settings(), "review/on", False) if review is None and restore else review
         )
         self._held: ExplainResult | None = None
+        # The last few final results by image, for a patient's report and view (both eyes).
+        self._recent: dict[Path, ExplainResult] = {}
+        self.patient_view = None
         self._reverting = False
         self.agreement = AgreementPanel()
         self.agreement_dock = QDockWidget("Review agreement", self)
@@ -312,6 +316,16 @@ class MainWindow(QMainWindow):
         )
         file.addAction(self._action("export_gif", "Export Animated &GIF…", self.export_gif))
         file.addAction(self._action("export_map", "Export &Map (.npy / .csv)…", self.export_map))
+        file.addAction(
+            self._action("export_report", "Export &Report (PDF)…", lambda: self.export_report())
+        )
+        file.addAction(
+            self._action(
+                "export_patient_report",
+                "Export &Patient Report (PDF)…",
+                lambda: self.export_report(patient=True),
+            )
+        )
         file.addSeparator()
         file.addAction(self._action("quit", "&Quit", self.close))
 
@@ -343,6 +357,7 @@ class MainWindow(QMainWindow):
         view.addAction(self._action("cycle_kind", "Next Map &Kind", self._cycle_kind))
         view.addAction(self._action("reset_zoom", "&Fit Photograph", self.viewer.reset_zoom))
         view.addAction(self._action("reset_view", "&Reset View Settings", self.reset_view_settings))
+        view.addAction(self._action("show_patient", "&Patient View (Both Eyes)", self.show_patient))
         view.addSeparator()
         self.inspector_action = QAction("Layer &Inspector", self, checkable=True)
         self.inspector_action.setShortcuts(
@@ -647,6 +662,11 @@ class MainWindow(QMainWindow):
         if path is not None and not self._is_current(path):
             return
         entry = self.browser.model.entry(path) if path else None
+        if not result.partial and path is not None:
+            self._recent.pop(Path(path), None)
+            self._recent[Path(path)] = result
+            while len(self._recent) > RECENT_RESULTS:
+                self._recent.pop(next(iter(self._recent)))
         if self.review and self.grading.session is not None:
             if not result.partial:
                 self.grading.set_quality(result.quality)
@@ -866,6 +886,113 @@ class MainWindow(QMainWindow):
         self.actions["show_agreement"].setChecked(shown)
         if shown and self.grading.session is not None:
             self.agreement.refresh(self.grading.session.store)
+
+    # --- reports and the patient view -------------------------------------------------------------------
+    def _record_of(self, path: Path):
+        session = self.grading.session
+        if session is None:
+            return None
+        try:
+            records = session.store.records(reviewer=session.store.reviewer)
+        except RetinaviewError:
+            return None
+        return next((r for r in records if r.file == path.name), None)
+
+    def _model_allowed(self, path: Path) -> bool:
+        session = self.grading.session
+        return not self.review or session is None or session.ai_visible(path)
+
+    def _eyes(self, patient: bool) -> list[tuple[str, Path, ExplainResult]] | None:
+        """(side, path, result) of the current image, or of both eyes of its patient; None with a notice
+        when they are not all explained yet or the model is still hidden for one."""
+        from retinaview.ui.patient_view import pair_eyes, patient_of
+
+        if self.current is None or self.current not in self._recent:
+            self.show_notice("Nothing to report yet: wait for the image's map")
+            return None
+        paths = [("", self.current)]
+        if patient:
+            who = patient_of(self.current)
+            if who is None:
+                self.show_notice(
+                    f"{self.current.name}: not named {{patient}}_left / {{patient}}_right"
+                )
+                return None
+            pair = pair_eyes(e.path for e in self.browser.model.entries()).get(who[0], {})
+            paths = [(side, pair[side]) for side in ("left", "right") if side in pair]
+        eyes = []
+        for side, path in paths:
+            if not self._model_allowed(path):
+                self.show_notice(
+                    f"{path.name}: save your grade first (the report shows the model's)"
+                )
+                return None
+            result = self._recent.get(path)
+            if result is None:
+                self.show_notice(f"{path.name}: show this image first, then export the report")
+                return None
+            eyes.append((side, path, result))
+        return eyes
+
+    def export_report(self, patient: bool = False) -> None:
+        """A one-page PDF of the image (or both eyes of its patient): photograph, map, grade, review."""
+        from retinaview.ui.report import ReportInfo, eye_from_result, write_report
+
+        eyes = self._eyes(patient)
+        if eyes is None:
+            return
+        stem = eyes[0][1].stem.rsplit("_", 1)[0] if patient else eyes[0][1].stem
+        start = self.export_folder() / f"{stem}_report.pdf"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export report", str(start), "PDF (*.pdf)", options=FILE_DIALOG_OPTIONS
+        )
+        if not path:
+            return
+        st = self.controls.state
+        info = self.engine.model_info
+        report = ReportInfo(
+            model=info.source if info else "unknown model",
+            checksum=info.model_id if info else "",
+            method=self.method,
+            threshold=st.threshold,
+            mode=st.mode,
+            cmap=st.colormap,
+        )
+        parts = [
+            eye_from_result(p.name, r, self._record_of(p), r.quality, side, kind=st.kind)
+            for side, p, r in eyes
+        ]
+        self._run_export(Path(path), lambda: write_report(path, parts, report))
+
+    @Slot()
+    def show_patient(self) -> None:
+        """Both eyes of the current image's patient side by side (EyePACS ``{patient}_{left|right}``)."""
+        from retinaview.ui.patient_view import PatientView, patient_of
+
+        eyes = self._eyes(patient=True)
+        if eyes is None:
+            return
+        if self.patient_view is None:
+            self.patient_view = PatientView()
+            self.patient_view.setWindowTitle("Patient — retinaview")
+            self.patient_view.resize(1100, 640)
+        view = self.patient_view
+        view.set_patient(patient_of(self.current)[0])
+        for side, path, r in eyes:
+            ex = r.explanation
+            record = self._record_of(path)
+            view.set_eye(
+                side,
+                path.name,
+                r.photo,
+                r.probs,
+                ex.maps[r.grade],
+                ex.fov,
+                record.grade if record else None,
+                record.note if record else "",
+                to_photo=r.to_photo,
+            )
+        view.show()
 
     def _hold(self, result: ExplainResult) -> None:
         """Keep the model's output of the current image off screen: the photograph alone, no grade."""
@@ -1299,6 +1426,9 @@ class MainWindow(QMainWindow):
         if self.persist:
             self.save_settings()
         self.grading.close_session()
+        if self.patient_view is not None:
+            self.patient_view.close()
+            self.patient_view.deleteLater()
         self.photos.shutdown()
         self.engine.close()
         if self._inspector is not None:

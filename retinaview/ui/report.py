@@ -94,12 +94,9 @@ def eye_from_explanation(
 ) -> EyeReport:
     """An `EyeReport` from the engine's explanation of an image: the model's view of the photograph
     (``display``, at model input size, so the map lies exactly on it), the ``kind`` map (``total`` or
-    ``input``) of the predicted class, the field of view and the probabilities."""
-    maps = (
-        explanation.total
-        if kind == "total" and explanation.total is not None
-        else explanation.input
-    )
+    ``input``; the method's own map when it has no such kind) of the predicted class, the field of view
+    and the probabilities."""
+    maps = explanation.kind(kind) if kind in explanation.kinds else explanation.maps
     grade = int(np.argmax(explanation.logits))
     if explanation.display is None:
         raise ReportError(f"{name}: the explanation holds no photograph to print")
@@ -127,7 +124,8 @@ def eye_from_result(
     the ``kind`` map of the predicted class placed on it by the result's ``to_photo`` affine, the field of
     view and the probabilities."""
     ex = result.explanation
-    maps = ex.total if kind == "total" and ex.total is not None else ex.input
+    # The asked kind when the method has it, else the method's own map (most methods have one kind).
+    maps = ex.kind(kind) if kind in ex.kinds else ex.maps
     grade = int(np.argmax(ex.logits))
     return EyeReport(
         name=name,
