@@ -114,3 +114,18 @@ def test_the_next_session_reopens_the_image_method_and_panels(qtbot, tmp_path):
     assert shown.args[0].request.path.name == "eye2.png"
     assert shown.args[0].request.method == "cam" and again.agreement_dock.isVisible()
     again.close()
+
+
+def test_final_results_come_smoothed_from_the_worker(window):
+    import dataclasses
+
+    win = window
+    result = win.viewer.result
+    assert win.controls.state.smooth and set(result.smoothed) == set(result.kinds)
+    from_worker = win.viewer.prepared()
+    assert from_worker is result.smoothed[win.viewer.current_kind()]
+    win.viewer.set_result(dataclasses.replace(result, smoothed={}))
+    on_gui = win.viewer.prepared()
+    c = result.grade
+    diff = np.abs(from_worker.index[c].astype(int) - on_gui.index[c].astype(int))
+    assert diff.max() <= 1 and np.allclose(from_worker.sigma[c], on_gui.sigma[c])

@@ -32,6 +32,7 @@ __all__ = [
     "PreparedMaps",
     "prepare_explanation",
     "prepare_maps",
+    "prepare_smoothed",
 ]
 # The histogram is of S / sigma in 0.1-sigma bins, clipped to +-HIST_LIMIT.
 HIST_LIMIT = 8.0
@@ -109,3 +110,23 @@ def prepare_explanation(
     """
     fov = explanation.fov
     return {kind: prepare_maps(explanation.kind(kind), fov, classes) for kind in explanation.kinds}
+
+
+def prepare_smoothed(explanation) -> dict[str, PreparedMaps]:
+    """Prepared maps of every kind, each class blurred by the smoothed display's Gaussian
+    (`retinaview.core.common.render.smooth`, sigma `smooth_sigma_px` of the map's width). Computed in the
+    engine's worker for a final result, so the GUI thread only looks them up.
+    """
+    from retinaview.core.common.render import smooth, smooth_norm, smooth_sigma_px
+
+    fov = explanation.fov
+    out = {}
+    norm = None
+    for kind in explanation.kinds:
+        maps = np.asarray(explanation.kind(kind), dtype=np.float32)
+        px = smooth_sigma_px(maps.shape[-1])
+        if norm is None:
+            norm = smooth_norm(fov, maps.shape[-2:], px)
+        blurred = np.stack([smooth(m, fov, px, norm) for m in maps])
+        out[kind] = prepare_maps(blurred, fov)
+    return out

@@ -127,6 +127,8 @@ class ExplainResult:
     # its sentence; None when the backend has no gate (final results only).
     quality: str | None = None
     quality_detail: str = ""
+    # ``maps`` blurred by the smoothed display's Gaussian, per kind (final results; prepared in the worker).
+    smoothed: dict[str, PreparedMaps] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -165,6 +167,7 @@ class ExplainResult:
     def nbytes(self) -> int:
         """Memory held by the arrays of this result, in bytes (what the cache counts)."""
         total = self.photo.nbytes + sum(m.nbytes() for m in self.maps.values())
+        total += sum(m.nbytes() for m in self.smoothed.values())
         ex = self.explanation
         arrays = [ex.maps, *ex.extra_maps.values(), ex.fov, ex.display, ex.features]
         arrays += [ex.feature_maps, ex.logits, ex.probs, ex.bias]

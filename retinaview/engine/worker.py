@@ -37,7 +37,7 @@ from retinaview.core.common.geometry import IDENTITY, affine_from_geometry
 from retinaview.engine.backend import GRADING, Backend
 from retinaview.engine.cache import DEFAULT_MAX_BYTES, ResultCache
 from retinaview.engine.inbox import Inbox, WorkerThread, running_threads
-from retinaview.engine.prepare import prepare_explanation
+from retinaview.engine.prepare import prepare_explanation, prepare_smoothed
 from retinaview.engine.requests import (
     MAIN_VIEW,
     ExplainRequest,
@@ -217,6 +217,7 @@ class EngineWorker(QObject):
         residual = float("nan") if partial else float(ex.check)
         ex = _compact(ex, req.keep_layers and not partial)
         maps = prepare_explanation(ex, done)
+        smoothed = {} if partial else prepare_smoothed(ex)
         model_hw = ex.maps.shape[-2:]
         affine = affine_from_geometry(ex.geometry, model_hw)
         if affine is None:
@@ -238,6 +239,7 @@ class EngineWorker(QObject):
             seconds=time.perf_counter() - t0,
             partial=partial,
             done=done or (),
+            smoothed=smoothed,
         )
 
     def _superseded(self, view: str) -> bool:

@@ -291,6 +291,8 @@ class OverlayView(QWidget):
         kind = self.current_kind()
         if not self.state.smooth:
             return result.maps[kind]
+        if kind in result.smoothed:  # a final result: smoothed in the engine's worker
+            return result.smoothed[kind]
         need = {c for c in (*self.shown_classes(), *extra) if result.is_done(c)}
         hit, have = self._smoothed.get(kind, (None, frozenset()))
         if hit is None or not need <= have:
