@@ -1288,7 +1288,7 @@ class MainWindow(QMainWindow):
         if x1 - x0 < 2 or y1 - y0 < 2:
             x0, y0, x1, y1 = 0, 0, w, h
         names = result.explanation.class_names
-        kind = kind_label(self.viewer.current_kind()).lower()
+        kind = kind_label(self.viewer.current_kind()).lower().removesuffix(" map")
         panels = []
         for c in self.viewer.shown_classes():
             image = composite(base, self._photo_overlay(c)) if st.overlay else base

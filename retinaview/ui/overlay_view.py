@@ -424,7 +424,7 @@ class OverlayView(QWidget):
             smooth_px=self.smooth_px(),
             class_name=f"{c} · {name}" if single else None,
             sigma=float(prepared.sigma[c]) if single else None,
-            kind_label=kind_label(self.current_kind()),
+            kind_label=kind_label(self.current_kind()).removesuffix(" map"),
         )
 
     def _apply_layer_props(self) -> None:
