@@ -59,7 +59,7 @@ def test_folder_of_every_image_case(qtbot, fake_window, tmp_path):
             assert entry.error is None and entry.probs is not None, (case.name, entry.error)
     # The window goes on: the status line counts the unreadable files.
     bad = sum(c.expect == "reject" for c in listed)
-    assert f"{bad} unreadable" in fake_window.statusBar().currentMessage()
+    assert f"{bad} unreadable" in fake_window.grading_label.text()
 
 
 # The browser reads the rows of a labels.csv that is a regular file (whether the images exist is the
