@@ -29,6 +29,7 @@ COMMANDS = (
     "vessels_reweight",
     "study",
     "review",
+    "compare",
 )
 
 

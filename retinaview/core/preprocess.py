@@ -1,12 +1,12 @@
 """Preprocessing chains: a fundus photograph -> the model's square input, and the geometry to map back.
 
-Chains (see DESIGN.md, "Data"):
+Chains:
 
 - ``paper``: find the field-of-view (FOV) disc, crop the black border around it (a square of side = FOV
   diameter centred on the disc; parts outside the photo are black padding), resize so the diameter is `size`.
-- ``graham`` (seed 003, Ben Graham's Kaggle method): ``paper``, then 4*I - 4*Gauss(I, sigma=size/30) + 128
+- ``graham`` (Graham 2015, the Kaggle DR competition's preprocessing): ``paper``, then 4*I - 4*Gauss(I, sigma=size/30) + 128
   in 0..255 space, clipped; the outer 10% of the radius is set to half-gray.
-- ``vessels`` (seed 004): ``paper``, then green channel, Gaussian filter, FOV mask, normalise and invert,
+- ``vessels`` (Maninis et al. 2016 and the Grad-CAM study of DRIU): ``paper``, then green channel, Gaussian filter, FOV mask, normalise and invert,
   illumination equalisation I + M - mean_w(I) (w about size/20), replicated to 3 channels.
 - ``none``: resize the whole image to size x size (for non-fundus inputs); the FOV is the whole image.
 
@@ -41,7 +41,7 @@ CHAINS = ("paper", "graham", "vessels", "none")
 # Graham: blur sigma as a fraction of the model input side, and the part of the radius kept.
 GRAHAM_SIGMA_FRACTION = 1.0 / 30.0
 GRAHAM_KEEP_RADIUS = 0.9
-# Vessels (seed 004): noise filter sigma (px), expected mean M, equalisation window as a fraction of size.
+# Vessels (the DRIU preprocessing chain): noise filter sigma (px), expected mean M, equalisation window as a fraction of size.
 VESSEL_NOISE_SIGMA = 1.0
 VESSEL_MEAN_LEVEL = 128.0 / 255.0
 VESSEL_WINDOW_FRACTION = 1.0 / 20.0
@@ -289,7 +289,7 @@ def _wide_gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _vessels(display: np.ndarray, fov: np.ndarray, size: int) -> np.ndarray:
-    """Seed 004: green channel, Gaussian filter, FOV mask, normalise + invert, illumination
+    """The DRIU chain: green channel, Gaussian filter, FOV mask, normalise + invert, illumination
     equalisation I + M - mean_w(I) (mean over the FOV part of the window). Returns (size, size) float32."""
     g = display[..., 1].astype(np.float32) / 255.0
     g = ndi.gaussian_filter(g, VESSEL_NOISE_SIGMA, mode="nearest")

@@ -9,9 +9,10 @@ pages, which makes the first touch of the multi-megabyte activations of a 640 px
 Operations per task (`retinaview.core.models.registry.TASKS`, ``ModelInfo.task``):
 
 - ``"grading"``: ``predict`` (class probabilities) and ``explain`` (an `Explanation` per image);
-- ``"vessels"``: ``segment`` (a vessel probability map per pixel), the `SegmentingBackend` protocol
-  (`TorchBackend.segment` calls `retinaview.core.segment.segment`); the engine has no segmentation request
-  yet and answers a grading request to a vessels model with a message.
+- ``"vessels"``: ``segment`` (a vessel probability map per pixel) and ``segment_explained`` (the
+  segmentation with re-weighted side outputs and Grad-CAM at every layer), the `SegmentingBackend` protocol.
+  The engine holds a vessel model in a slot of its own (``load_vessels``), beside the grader, and answers a
+  grading request to a vessels model with a message.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ VESSELS = "vessels"
 # What a backend must offer for a model of each task (the registry's TASKS).
 TASK_OPERATIONS: dict[str, tuple[str, ...]] = {
     GRADING: ("predict", "explain"),
-    VESSELS: ("segment",),
+    VESSELS: ("segment", "segment_explained"),
 }
 
 
@@ -78,10 +79,29 @@ class Backend(Protocol):
 
 @runtime_checkable
 class SegmentingBackend(Protocol):
-    """The operation of a ``"vessels"`` model: the seam a vessel segmentation backend fills."""
+    """The operations of a ``"vessels"`` model: the seam a vessel segmentation backend fills."""
+
+    def load_vessels(self, name_or_path: str) -> tuple[Any, ModelInfo]:
+        """Load a vessel model (``"default"``: the bundled one); raises when it is not one."""
+        ...
 
     def segment(self, model: Any, image: np.ndarray) -> np.ndarray:
         """(H, W) float vessel probability of one (H, W, 3) uint8 photograph, at its resolution."""
+        ...
+
+    def segment_explained(
+        self,
+        model: Any,
+        image: np.ndarray,
+        branch_weights: tuple[float, ...] | None = None,
+        gradcam: bool = False,
+        region: tuple[float, float, float, float] | None = None,
+        signed: bool = False,
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """The `retinaview.core.segment.Segmentation` of one photograph with the side outputs multiplied by
+        ``branch_weights``, and (``gradcam``) the Grad-CAM map of every layer at model resolution, of the
+        summed vessel logit inside ``region`` (top, left, bottom, right in photograph pixels) or everywhere.
+        """
         ...
 
 
@@ -230,3 +250,89 @@ class TorchBackend:
         from retinaview.core.segment import segment
 
         return segment(model, image).on_photo()
+
+    def load_vessels(self, name_or_path: str) -> tuple[Any, ModelInfo]:
+        """Load a vessel model with `retinaview.core.segment.load_vessel_model` (``"default"``: the bundled
+        one); a checkpoint of a grader is refused with one line."""
+        t0 = time.perf_counter()
+        import_torch()
+        from retinaview.core.device import describe_device
+        from retinaview.core.models.registry import spec_of
+        from retinaview.core.segment import BUNDLED_VESSEL_MODEL, load_vessel_model
+
+        model = load_vessel_model(name_or_path)
+        spec = spec_of(model)
+        ident = str(BUNDLED_VESSEL_MODEL) if name_or_path == "default" else name_or_path
+        info = ModelInfo(
+            model_id=model_id(ident),
+            arch=spec.arch,
+            source=spec.source or str(name_or_path),
+            class_names=tuple(spec.class_names),
+            device=describe_device(next(model.parameters()).device),
+            input_size=int(spec.input_size),
+            seconds=time.perf_counter() - t0,
+            task=spec.task,
+        )
+        return model, info
+
+    def segment_explained(
+        self,
+        model: Any,
+        image: np.ndarray,
+        branch_weights: tuple[float, ...] | None = None,
+        gradcam: bool = False,
+        region: tuple[float, float, float, float] | None = None,
+        signed: bool = False,
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """`retinaview.core.segment.segment` with re-weighted side outputs, and Grad-CAM per layer (see
+        `SegmentingBackend.segment_explained`). The model's branch weights are restored afterwards."""
+        import torch
+
+        from retinaview.core.explain.segmentation import vessel_gradcams
+        from retinaview.core.preprocess import preprocess
+        from retinaview.core.segment import segment
+
+        spec = model.spec
+        pre = preprocess(image, spec.preprocessing, spec.input_size)
+        weights = getattr(model, "branch_weights", None)
+        reweight = branch_weights is not None and any(float(w) != 1.0 for w in branch_weights)
+        if reweight and weights is None:
+            from retinaview.core.common.errors import CheckpointError
+
+            raise CheckpointError(
+                f"{spec.source or spec.arch}: no side-output branches to re-weight (not a DRIU network)"
+            )
+        saved = None if weights is None else weights.clone()
+        try:
+            if weights is not None and branch_weights is not None:
+                weights.copy_(torch.as_tensor(branch_weights, dtype=weights.dtype))
+            if gradcam:
+                # The segmentation comes from Grad-CAM's own forward pass.
+                mask = None if region is None else region_mask(pre.geometry, region)
+                cams = vessel_gradcams(model, pre, mask, relu=not signed)
+                seg, maps = cams.segmentation, cams.maps
+            else:
+                seg, maps = segment(model, pre), {}
+        finally:
+            if weights is not None and saved is not None:
+                weights.copy_(saved)
+        return seg, maps
+
+
+def region_mask(geometry: Any, region: tuple[float, float, float, float]) -> np.ndarray:
+    """(S, S) bool: the model pixels whose centre lies inside the photograph rectangle ``region``
+    (top, left, bottom, right in photograph pixels, as drawn); raises when none does."""
+    from retinaview.core.common.errors import RetinaviewError
+
+    top, left, bottom, right = (float(v) for v in region)
+    y0, x0 = geometry.photo_to_model_coords(min(top, bottom), min(left, right))
+    y1, x1 = geometry.photo_to_model_coords(max(top, bottom), max(left, right))
+    rows = np.arange(geometry.size, dtype=np.float64)
+    inside_y = (rows >= float(y0)) & (rows <= float(y1))
+    inside_x = (rows >= float(x0)) & (rows <= float(x1))
+    mask = inside_y[:, None] & inside_x[None, :]
+    if not mask.any():
+        raise RetinaviewError(
+            "the region is too small or outside the photograph: draw a larger one"
+        )
+    return mask

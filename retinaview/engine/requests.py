@@ -175,3 +175,74 @@ class ExplainResult:
         for layer in getattr(ex, "layers", ()) or ():
             total += layer.si.nbytes + layer.sk.nbytes
         return total
+
+
+# The Vessels panel's view; the overlay's vessel underlay asks with a view of its own.
+VESSELS_VIEW = "vessels"
+UNDERLAY_VIEW = "vessel-underlay"
+# Side-output weights of the trained network (DRIU's four branches, Maninis et al. 2016).
+UNIT_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """Segment the vessels of one image with the engine's vessel model.
+
+    ``params``: ``branch_weights`` (4 floats, each side output's factor before the fuse layer; default all
+    ones), ``gradcam`` (bool: the per-layer Grad-CAM maps too), ``region`` (``[top, left, bottom, right]``
+    in photograph pixels or None: the Grad-CAM target is the summed vessel logit of that rectangle, else of
+    the whole image), ``signed`` (bool: Grad-CAM maps without the final ReLU). JSON-serialisable: they are
+    part of the cache key. ``generation`` and ``view`` as for `ExplainRequest`.
+    """
+
+    image: Path | np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0
+    view: str = VESSELS_VIEW
+
+    @property
+    def path(self) -> Path | None:
+        return self.image if isinstance(self.image, Path) else None
+
+    @property
+    def label(self) -> str:
+        return self.image.name if isinstance(self.image, Path) else "<array>"
+
+    def params_key(self) -> str:
+        return json.dumps(self.params, sort_keys=True, default=str)
+
+
+@dataclass
+class SegmentResult:
+    """One segmented image, ready to draw; every map at model resolution, placed by ``to_photo``.
+
+    ``photo``: (H, W, 3) uint8. ``to_photo``: (a_y, b_y, a_x, b_x) as in `ExplainResult`. ``probability``:
+    (S, S) float32 vessel probability; ``fov``: (S, S) bool; ``threshold``: the model's own vessel threshold.
+    ``gradcams``: layer name -> (S, S) float32 Grad-CAM map, input to output (empty when not asked for).
+    ``scores``: `retinaview.core.common.vessel_metrics.VesselScores` as a dict when a vessel mask lies
+    beside the image (``mask``: its file name), else None. ``model``: the vessel model's description.
+    """
+
+    request: SegmentRequest
+    key: tuple[str, ...]
+    photo: np.ndarray
+    to_photo: tuple[float, float, float, float]
+    probability: np.ndarray
+    fov: np.ndarray
+    threshold: float
+    gradcams: dict[str, np.ndarray]
+    scores: dict[str, float] | None
+    mask: str | None
+    model: ModelInfo
+    seconds: float
+    cached: bool = False
+
+    @property
+    def digest(self) -> str:
+        """Content digest of the image (as `ExplainResult.digest`)."""
+        return str(self.key[0])
+
+    def nbytes(self) -> int:
+        """Memory held by the arrays of this result, in bytes (what the cache counts)."""
+        arrays = [self.photo, self.probability, self.fov, *self.gradcams.values()]
+        return sum(a.nbytes for a in arrays)

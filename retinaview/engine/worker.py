@@ -15,6 +15,12 @@ load a model > explain (the main view first) > score the next image of the folde
 therefore never delays what the user is looking at, and is cancelled by emptying its queue. torch is
 imported inside the backend's functions, i.e. in the worker thread only.
 
+Vessel segmentation (`Engine.segment`) runs on a second model slot, so the grader stays loaded: the vessel
+model loads on the first segment request (or `Engine.load_vessel_model`), segment requests are keyed by view
+like explanations (newest wins, generation rule, results cached by image digest + model + parameters) and
+come back as a `SegmentResult` through ``viewResultReady``. Priorities: load a model > load the vessel model >
+explain > segment > score.
+
 Signals: ``resultReady``, ``photoReady`` and ``failed`` carry the main view only (the main window's and the
 inspector's); ``viewResultReady(view, result)`` and ``viewFailed(view, message, path)`` carry every view.
 """
@@ -40,9 +46,13 @@ from retinaview.engine.inbox import Inbox, WorkerThread, running_threads
 from retinaview.engine.prepare import prepare_explanation, prepare_smoothed
 from retinaview.engine.requests import (
     MAIN_VIEW,
+    UNIT_WEIGHTS,
+    VESSELS_VIEW,
     ExplainRequest,
     ExplainResult,
     ModelInfo,
+    SegmentRequest,
+    SegmentResult,
     array_digest,
 )
 
@@ -52,6 +62,9 @@ DIGEST_CACHE_ENTRIES = 20_000
 
 # The inbox's slots and queue.
 MODEL, EXPLAIN, SCORES = "model", "explain", "scores"
+VESSEL_MODEL, SEGMENT = "vessel-model", "segment"
+# Segmentations hold a photograph and a few model-sized maps: a small share of the explanations' cap.
+SEGMENT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -75,6 +88,10 @@ class EngineWorker(QObject):
     scoreFailed = Signal(int, object, str)
     scoreProgress = Signal(int, int, int)
     scoreFinished = Signal(int, object)
+    segmented = Signal(object)
+    segmentFailed = Signal(int, str, object)
+    vesselModelLoaded = Signal(object)
+    vesselModelFailed = Signal(str)
 
     def __init__(self, inbox: Inbox, jobs: _ScoreJob, backend: Backend, cache_bytes: int) -> None:
         super().__init__()
@@ -89,6 +106,12 @@ class EngineWorker(QObject):
         )
         self._scores: ResultCache[np.ndarray] = ResultCache(SCORE_CACHE_ENTRIES, size_of=_one)
         self._digests: ResultCache[str] = ResultCache(DIGEST_CACHE_ENTRIES, size_of=_one)
+        self._vessel_model: Any = None
+        self._vessel_info: ModelInfo | None = None
+        self._vessel_error: str | None = None
+        self.segment_cache: ResultCache[SegmentResult] = ResultCache(
+            SEGMENT_CACHE_BYTES, size_of=SegmentResult.nbytes
+        )
 
     @Slot()
     def pump(self) -> None:
@@ -107,11 +130,20 @@ class EngineWorker(QObject):
             item = inbox.take(MODEL)
             if item is not None:
                 return functools.partial(self._load, item[1])
-            if self._model is None and self._load_error is None:
-                return None  # the first model is still loading: its requests wait for it
-            item = inbox.take(EXPLAIN, prefer=MAIN_VIEW)
+            item = inbox.take(VESSEL_MODEL)
+            if item is not None:
+                return functools.partial(self._load_vessels, item[1])
+            grader_ready = self._model is not None or self._load_error is not None
+            # Before the first model has loaded its requests wait for it.
+            item = inbox.take(EXPLAIN, prefer=MAIN_VIEW) if grader_ready else None
             if item is not None:
                 return functools.partial(self._explain, item[1])
+            if self._vessel_model is not None or self._vessel_error is not None:
+                item = inbox.take(SEGMENT, prefer=VESSELS_VIEW)
+                if item is not None:
+                    return functools.partial(self._segment, item[1])
+            if not grader_ready:
+                return None
             if inbox.queued(SCORES):
                 return functools.partial(self._score, self._jobs.job, inbox.pop(SCORES))
         return None
@@ -130,6 +162,18 @@ class EngineWorker(QObject):
             return
         self._model, self._info, self._load_error = model, info, None
         self.modelLoaded.emit(info)
+
+    def _load_vessels(self, name: str) -> None:
+        try:
+            model, info = self._backend.load_vessels(name)  # type: ignore[attr-defined]
+        except Exception as exc:  # the model file is the user's: any failure is a message
+            message = _one_line(exc, name)
+            if self._vessel_model is None:
+                self._vessel_error = message
+            self.vesselModelFailed.emit(message)
+            return
+        self._vessel_model, self._vessel_info, self._vessel_error = model, info, None
+        self.vesselModelLoaded.emit(info)
 
     @property
     def _loaded(self) -> ModelInfo:
@@ -248,6 +292,78 @@ class EngineWorker(QObject):
         with inbox.lock:
             return inbox.closing or inbox.waiting(MODEL) or inbox.waiting(EXPLAIN, view)
 
+    def _segment(self, req: SegmentRequest) -> None:
+        from retinaview.core.common.errors import RetinaviewError
+        from retinaview.engine.vessel_masks import find_vessel_mask
+
+        t0 = time.perf_counter()
+        try:
+            if self._vessel_model is None or self._vessel_info is None:
+                raise RetinaviewError(f"no vessel model loaded ({self._vessel_error})")
+            path = req.path
+            content = (
+                self._digest(path) if path is not None else array_digest(np.asarray(req.image))
+            )
+            # A vessel mask put beside the image (or changed) later makes a new result.
+            mask = find_vessel_mask(path) if path is not None else None
+            mask_id = "" if mask is None else _file_id(mask)
+            key = (content, self._vessel_info.model_id, req.params_key(), mask_id)
+            hit = self.segment_cache.get(key)
+            if hit is not None:
+                result = dataclasses.replace(hit, request=req, cached=True)
+            else:
+                result = self._segment_compute(req, key)
+                self.segment_cache.put(key, result)
+                result = dataclasses.replace(result, seconds=time.perf_counter() - t0)
+        except Exception as exc:
+            self.segmentFailed.emit(req.generation, _one_line(exc, req.label), req.path)
+            return
+        self.segmented.emit(result)
+
+    def _segment_compute(self, req: SegmentRequest, key: tuple[str, ...]) -> SegmentResult:
+        from retinaview.core.common.io import coerce_image, load_image
+        from retinaview.core.common.vessel_metrics import vessel_scores
+        from retinaview.engine.vessel_masks import find_vessel_mask, read_vessel_mask
+
+        t0 = time.perf_counter()
+        info = self._vessel_info
+        assert info is not None
+        photo = load_image(req.path) if req.path is not None else coerce_image(req.image)
+        p = req.params
+        weights = tuple(float(w) for w in p.get("branch_weights", UNIT_WEIGHTS))
+        region = p.get("region")
+        seg, cams = self._backend.segment_explained(  # type: ignore[attr-defined]
+            self._vessel_model,
+            photo,
+            branch_weights=weights,
+            gradcam=bool(p.get("gradcam", False)),
+            region=None if region is None else tuple(float(v) for v in region),
+            signed=bool(p.get("signed", False)),
+        )
+        prob = np.ascontiguousarray(seg.probability, dtype=np.float32)
+        affine = affine_from_geometry(seg.geometry, prob.shape) or IDENTITY
+        scores, mask_name = None, None
+        mask_path = find_vessel_mask(req.path) if req.path is not None else None
+        if mask_path is not None:
+            truth = read_vessel_mask(mask_path, photo.shape[:2])
+            on_model = seg.geometry.to_model(truth, order=0) & seg.fov
+            scores = vessel_scores(prob, on_model, seg.fov, seg.threshold).as_dict()
+            mask_name = mask_path.name
+        return SegmentResult(
+            request=req,
+            key=key,
+            photo=np.ascontiguousarray(photo),
+            to_photo=affine,
+            probability=prob,
+            fov=np.ascontiguousarray(seg.fov, dtype=bool),
+            threshold=float(seg.threshold),
+            gradcams={k: np.ascontiguousarray(v, dtype=np.float32) for k, v in cams.items()},
+            scores=scores,
+            mask=mask_name,
+            model=info,
+            seconds=time.perf_counter() - t0,
+        )
+
     def _score(self, job: int, path: Path) -> None:
         from retinaview.core.common.io import load_image
 
@@ -290,6 +406,12 @@ class EngineWorker(QObject):
         content = self._digest(path) if path is not None else array_digest(np.asarray(req.image))
         layers = "layers" if req.keep_layers else "maps"
         return (content, self._loaded.model_id, req.method, req.params_key(), layers)
+
+
+def _file_id(path: Path) -> str:
+    """A file's name, size and modification time: changes when the file does."""
+    st = path.stat()
+    return f"{path.name}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _one(_value: object) -> int:
@@ -371,6 +493,8 @@ class Engine(QObject):
     scoringProgress = Signal(int, int)
     # object, not bool: PySide6 6.12 miscounts references of bools sent through signals (crash at exit).
     scoringFinished = Signal(object)
+    vesselModelLoaded = Signal(object)
+    vesselModelFailed = Signal(str)
 
     def __init__(
         self,
@@ -380,12 +504,14 @@ class Engine(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self._inbox = Inbox(slots=(MODEL, EXPLAIN), queues=(SCORES,))
+        self._inbox = Inbox(slots=(MODEL, EXPLAIN, VESSEL_MODEL, SEGMENT), queues=(SCORES,))
         self._inbox.put(MODEL, model)
         self._jobs = _ScoreJob()
         self._generation = 0
         self._generations: dict[str, int] = {}
         self.model_info: ModelInfo | None = None
+        self.vessel_model_info: ModelInfo | None = None
+        self._vessel_model_asked = False
         self._worker = EngineWorker(self._inbox, self._jobs, backend, cache_bytes)
         self._thread = WorkerThread(self._worker, "retinaview-engine", self._inbox, self)
         self._worker.explained.connect(self._on_explained)
@@ -397,6 +523,10 @@ class Engine(QObject):
         self._worker.scoreFailed.connect(self._on_score_failed)
         self._worker.scoreProgress.connect(self._on_progress)
         self._worker.scoreFinished.connect(self._on_finished)
+        self._worker.segmented.connect(self._on_segmented)
+        self._worker.segmentFailed.connect(self._on_explain_failed)
+        self._worker.vesselModelLoaded.connect(self._on_vessel_model_loaded)
+        self._worker.vesselModelFailed.connect(self.vesselModelFailed)
 
     @property
     def cache(self) -> ResultCache[ExplainResult]:
@@ -484,6 +614,49 @@ class Engine(QObject):
             for view, method, params in methods
         }
 
+    def segment(
+        self,
+        image: str | Path | np.ndarray,
+        params: dict[str, Any] | None = None,
+        view: str = VESSELS_VIEW,
+    ) -> int:
+        """Ask for the vessel segmentation of an image for ``view``; replaces that view's request not
+        yet started. Loads the bundled vessel model first when none was asked for.
+
+        Parameters
+        ----------
+        image : path or numpy.ndarray
+            A file or an (H, W, 3) uint8 image.
+        params : dict, optional
+            ``branch_weights``, ``gradcam``, ``region``, ``signed`` (see
+            `retinaview.engine.requests.SegmentRequest`; part of the cache key).
+        view : str
+            Where the result is shown; each view's newest request is answered through ``viewResultReady``
+            with a `SegmentResult` (failures through ``viewFailed``).
+
+        Returns
+        -------
+        int
+            The request's generation (unique across views and kinds).
+        """
+        if not self._vessel_model_asked:
+            self.load_vessel_model("default")
+        self._generation += 1
+        self._generations[view] = self._generation
+        img = image if isinstance(image, np.ndarray) else Path(image)
+        self._inbox.put(
+            SEGMENT, SegmentRequest(img, dict(params or {}), self._generation, view), key=view
+        )
+        self._thread.poke()
+        return self._generation
+
+    def load_vessel_model(self, name_or_path: str) -> None:
+        """Load the vessel model (``"default"``: the bundled one) into its own slot; the grader stays.
+        `vesselModelLoaded` or `vesselModelFailed` answers."""
+        self._vessel_model_asked = True
+        self._inbox.put(VESSEL_MODEL, str(name_or_path))
+        self._thread.poke()
+
     def load_model(self, name_or_path: str) -> None:
         """Load another model in the worker; `modelLoaded` or `modelFailed` answers. The old one stays
         in use until the new one has loaded."""
@@ -542,6 +715,17 @@ class Engine(QObject):
         self.viewFailed.emit(view, message, path)
         if view == MAIN_VIEW:
             self.failed.emit(message, path)
+
+    @Slot(object)
+    def _on_segmented(self, result: SegmentResult) -> None:
+        view = self._current(result.request.generation)
+        if view is not None:
+            self.viewResultReady.emit(view, result)
+
+    @Slot(object)
+    def _on_vessel_model_loaded(self, info: ModelInfo) -> None:
+        self.vessel_model_info = info
+        self.vesselModelLoaded.emit(info)
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:

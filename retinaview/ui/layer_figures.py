@@ -1,6 +1,6 @@
 """The inspector's exports, drawn with numpy and Pillow (no widgets, so they run in a worker thread).
 
-- `save_walkthrough_gif`: one frame per layer, output layer first, down to the input (seed 001's walk), the
+- `save_walkthrough_gif`: one frame per layer, output layer first, down to the input (the layer-by-layer walk of the source paper, arXiv:1712.08107), the
   five class maps of S_i over the photograph.
 - `save_layer_sheet`: all layers x five classes, S_i and S_k, in one PNG (the paper's figures 13-18 at once).
 - `save_layer_csv`: the layer table, one row per layer, every class's sums.

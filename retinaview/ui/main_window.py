@@ -377,6 +377,15 @@ class MainWindow(QMainWindow):
             layers.addAction(
                 self._action(name, text, lambda _=False, m=method: self._inspector_call(m))
             )
+        from retinaview.ui.vessels_panel import VesselsMenu
+
+        self.vessels = VesselsMenu(self.engine, self.viewer, self)
+        self.browser.currentChanged.connect(self.vessels.set_image)
+        view.addAction(self._action("vessels_panel", "&Vessels…", self.vessels.show_panel))
+        underlay = self._action(
+            "vessel_underlay", "Vessels &Under the Maps", self.vessels.set_underlay, True
+        )
+        view.addAction(underlay)
 
         models = bar.addMenu("&Model")
         self.model_group = QActionGroup(self)

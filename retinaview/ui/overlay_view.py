@@ -108,7 +108,11 @@ class MapPane:
         self.photo = pg.ImageItem()
         self.overlay = pg.ImageItem(levels=(0, 255))
         self.overlay.setZValue(1)
+        # The vessel map, when laid under the class map (between the photograph and the map).
+        self.underlay = pg.ImageItem(levels=(0, 255))
+        self.underlay.setZValue(0.5)
         self.box.addItem(self.photo)
+        self.box.addItem(self.underlay)
         self.box.addItem(self.overlay)
         self.cls: int | None = None
         self._photo_key: tuple | None = None
@@ -136,8 +140,19 @@ class MapPane:
         self._index_key = None
         self.cls = None
 
+    def set_underlay(
+        self, index: np.ndarray | None, transform: QTransform, lut: np.ndarray
+    ) -> None:
+        if index is None:
+            self.underlay.clear()
+            return
+        self.underlay.setImage(index, levels=(0, 255), autoLevels=False)
+        self.underlay.setTransform(transform)
+        self.underlay.setLookupTable(lut)
+
     def clear(self) -> None:
         self.photo.clear()
+        self.underlay.clear()
         self.clear_map()
         self._photo_key = None
         self.title.setText("")
@@ -163,6 +178,7 @@ class OverlayView(QWidget):
         self._smooth_cache: dict[tuple[str, int], np.ndarray] = {}
         self._smooth_norm: np.ndarray | None = None
         self._fitted = True
+        self.underlay: tuple | None = None
         self.state = ViewState()
 
         self.single = pg.GraphicsLayoutWidget()
@@ -238,6 +254,20 @@ class OverlayView(QWidget):
     def has_photo(self) -> bool:
         return self._photo is not None
 
+    def set_underlay(
+        self,
+        index: np.ndarray | None,
+        to_photo: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0),
+        lut: np.ndarray | None = None,
+    ) -> None:
+        """Lay a uint8 index image (the vessel map, model resolution, placed by ``to_photo``) under the
+        class maps of every pane, drawn through ``lut``; None takes it away."""
+        a_y, b_y, a_x, b_x = to_photo
+        transform = QTransform(a_x, 0, 0, a_y, b_x + 0.5 - 0.5 * a_x, b_y + 0.5 - 0.5 * a_y)
+        self.underlay = None if index is None else (index, transform, lut)
+        for pane in [self.main_pane, *self.grid_panes]:
+            pane.set_underlay(index, transform, lut)
+
     def set_result(self, result: ExplainResult) -> None:
         same_size = self._photo is not None and result.photo.shape == self._photo.shape
         self._result = result
@@ -257,6 +287,7 @@ class OverlayView(QWidget):
         self._result = None
         self._smoothed = {}
         self._photo = self._green = None
+        self.underlay = None
         for pane in [self.main_pane, *self.grid_panes]:
             pane.clear()
         self.legend.hide()

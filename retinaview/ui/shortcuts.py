@@ -72,6 +72,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("review_commit", ("Enter",), "Review mode: save the grade, next image", "Review"),
     Shortcut("review_undo", ("Ctrl+Z",), "Review mode: undo the last saved change", "Review"),
     Shortcut("show_agreement", ("Ctrl+Shift+A",), "Review agreement panel on / off", "Review"),
+    Shortcut("vessels_panel", ("V",), "Vessels panel: vessel map, Grad-CAM per layer", "Vessels"),
+    Shortcut(
+        "vessel_underlay", ("Shift+V",), "Vessel map under the class maps on / off", "Vessels"
+    ),
     Shortcut("train_model", ("Ctrl+T",), "Train a model", "Tools"),
     Shortcut("show_shortcuts", ("F1",), "This table", "Help"),
 )

@@ -5,7 +5,7 @@ lower it ("against"), faint near zero and full at the saturation score. The hues
 on a fundus photograph, which is orange-red: red or orange "against" colours vanish into it. Both palettes
 are blue-side for "against" (indigo); the default pairs it with cyan, and the pair stays apart from each
 other and from the fundus under simulated deuteranopia, protanopia and tritanopia (Machado, Oliveira and
-Fernandes 2009; checked in ``tests/test_render.py``). The green one keeps the seeds' green for "for".
+Fernandes 2009; checked in ``tests/test_render.py``). The green one keeps the green of the source papers' figures for "for".
 """
 
 from __future__ import annotations

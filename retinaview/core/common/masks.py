@@ -1,4 +1,4 @@
-"""n-sigma threshold masks (seed 000): keep the pixels whose score stands out from the field of view.
+"""n-sigma threshold masks (de la Torre, Valls and Puig, arXiv:1712.08107): keep the pixels whose score stands out from the field of view.
 
 sigma is the standard deviation of the map over the fundus field of view, not over the black background,
 which would shrink it. Modes: ``positive`` keeps S > n sigma, ``negative`` S < -n sigma, ``absolute``

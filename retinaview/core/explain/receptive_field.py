@@ -7,7 +7,9 @@ For a unit grid with jump ``j`` (input pixels between neighbouring units), field
 
 The fields are traced through the model's real forward pass with a ``TorchFunctionMode``, so functional
 pooling, concatenation and residual additions of any torchvision CNN are followed without special cases.
-Where branches meet, the field is the union of the branches' fields.
+Where branches meet, the field is the union of the branches' fields. A transposed convolution of stride
+``s`` divides the jump by ``s`` (``j' = j / s``, ``r' = r + (k' - 1) j'``, ``start' = start + (p - (k' - 1) / 2)
+j'``) and a crop (slicing) moves unit 0, so the side outputs of a segmentation network (DRIU) are followed too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ class AxisRF:
             self.jump * s,
             self.start + ((ke - 1) / 2 - p) * self.jump,
         )
+
+    def through_transposed(self, k: int, s: int, p: int, d: int = 1) -> AxisRF:
+        """Through a transposed convolution: output unit ``o`` reads the input units ``i`` with
+        ``i s = o + p - t d`` (t = 0 .. k - 1), i.e. a window of ``(k' - 1) / s`` input units centred on
+        ``(o + p - (k' - 1) / 2) / s``. The smallest window that slides by the new jump ``j / s`` and holds
+        every unit's inputs grows the field by ``(k' - 1) j / s``."""
+        ke = d * (k - 1) + 1
+        jump = self.jump / s
+        return AxisRF(self.size + (ke - 1) * jump, jump, self.start + (p - (ke - 1) / 2) * jump)
+
+    def shifted(self, first: int, step: int = 1) -> AxisRF:
+        """After slicing ``first::step`` along the axis (a crop): unit 0 is the old unit ``first``."""
+        return AxisRF(self.size, self.jump * step, self.start + first * self.jump)
 
     def union(self, other: AxisRF) -> AxisRF:
         lo = min(self.start - self.size / 2, other.start - other.size / 2)
@@ -113,6 +128,15 @@ class _RFTracer(TorchFunctionMode):
                 )
             s, p = _ints(stride), _ints(padding)
             value = tuple(first[i].through(k[i], s[i], p[i], d[i]) for i in range(2))
+        elif name == "conv_transpose2d" and first is not None:
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
+            k = weight.shape[-2:]
+            s = _ints(_arg(args, kwargs, 3, "stride", 1))
+            p = _ints(_arg(args, kwargs, 4, "padding", 0))
+            d = _ints(_arg(args, kwargs, 7, "dilation", 1))
+            value = tuple(first[i].through_transposed(k[i], s[i], p[i], d[i]) for i in range(2))
+        elif name == "__getitem__" and first is not None and isinstance(out, torch.Tensor):
+            value = _sliced(first, args[0], args[1], out)
         elif name in _POOLS and first is not None:
             k = _ints(_arg(args, kwargs, 1, "kernel_size", 1))
             stride = _arg(args, kwargs, 2, "stride", None)
@@ -136,6 +160,28 @@ class _RFTracer(TorchFunctionMode):
         for o in outs:
             self.set(o, value)
         return out
+
+
+def _sliced(rf: tuple[AxisRF, AxisRF], t: torch.Tensor, index, out: torch.Tensor):
+    """The fields after ``t[index]``: a crop of the two spatial axes shifts unit 0 (and a step widens the
+    jump); indexing that keeps them untouched keeps the fields."""
+    items = index if isinstance(index, tuple) else (index,)
+    if any(i is None or isinstance(i, (torch.Tensor, list, bool)) for i in items):
+        return rf
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        tail = items[at + 1 :]
+        per_dim = [slice(None)] * (t.dim() - len(tail)) + list(tail)
+    else:
+        per_dim = list(items) + [slice(None)] * (t.dim() - len(items))
+    spatial = per_dim[-2:]
+    if t.dim() < 3 or out.dim() != t.dim() or not all(isinstance(i, slice) for i in spatial):
+        return rf
+    new = []
+    for axis, (sl, n) in enumerate(zip(spatial, t.shape[-2:], strict=True)):
+        first, _, step = sl.indices(int(n))
+        new.append(rf[axis].shifted(first, step))
+    return tuple(new)
 
 
 def _arg(args, kwargs, pos, key, default):

@@ -2,8 +2,8 @@
 
 The score of an activation ``a`` towards class ``c`` is ``lambda * a`` with ``lambda = df_c/da``. Through an
 affine piece ``z = L(a) + k`` the score splits into an input-dependent part, passed back, and a constant part
-``S_k = k * df_c/dz`` that stays with the layer. ReLU, max/avg pooling, concatenation and addition pass the
-score on unchanged in total. So, exactly (DESIGN.md)::
+``S_k = k * df_c/dz`` that stays with the layer. ReLU, max/avg pooling, concatenation, addition and cropping pass
+the score on unchanged in total. So, exactly (DESIGN.md)::
 
     f_c(x) = sum(x * df_c/dx) + sum over layers of sum(S_k) + b_c
 
@@ -65,6 +65,17 @@ SMOOTH = (
     nn.ReLU6,
     nn.Hardtanh,
 )
+# Affine modules whose constant is their bias. A transposed convolution is affine like a convolution (the
+# upsampling of a segmentation network); cropping its output is slicing, linear without a constant.
+_AFFINE_WITH_BIAS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+)
 UNSUPPORTED = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNorm, nn.Softmax)
 
 
@@ -109,7 +120,7 @@ def _constant(module: nn.Module) -> torch.Tensor | None:
         if module.affine:
             k = k * module.weight + module.bias
         return k
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
+    if isinstance(module, _AFFINE_WITH_BIAS):
         return module.bias
     return None
 
@@ -218,9 +229,7 @@ class _Recorder:
 def _has_own_constant(module: nn.Module) -> bool:
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return True
-    return (
-        isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and module.bias is not None
-    )
+    return isinstance(module, _AFFINE_WITH_BIAS) and module.bias is not None
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The paper's 17-layer DR grader (seed 000): 640 px input, 15 conv layers, average pool, linear.
+"""The paper's 17-layer DR grader (de la Torre, Valls and Puig, arXiv:1712.08107): 640 px input, 15 conv layers, average pool, linear.
 
 Layers 1-14: seven blocks of two [conv 3x3, padding 1, batch norm, ReLU] with 16, 32, 64, 64, 64, 64, 64 filters,
 each block followed by a 2x2 max pool (640 -> 320 -> ... -> 5). Layer 15: conv 2x2 without padding, batch norm,

@@ -178,7 +178,7 @@ def _inception_v3(
     from torchvision.models import inception_v3
 
     model = inception_v3(weights=None, aux_logits=False, init_weights=True, transform_input=False)
-    # Seed 003: two fully connected layers added before the 5-way output.
+    # Two fully connected layers (as in the integrated-gradients DR grader study) added before the 5-way output.
     model.fc = nn.Sequential(
         nn.Linear(2048, hidden[0]),
         nn.ReLU(),
@@ -203,7 +203,7 @@ register(
         _paper17_layers,
         "classifier",
         640,
-        description="the paper's 17-layer grader (seed 000)",
+        description="the paper's 17-layer grader (de la Torre, Valls and Puig, arXiv:1712.08107)",
     )
 )
 register(
@@ -229,7 +229,7 @@ register(
         384,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        description="torchvision DenseNet-121 (seed 002)",
+        description="torchvision DenseNet-121 (Huang et al. 2017)",
     )
 )
 register(
@@ -242,7 +242,7 @@ register(
         preprocessing="graham",
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
-        description="torchvision Inception-v3 with two added FC layers (seed 003)",
+        description="torchvision Inception-v3 with two added FC layers (Szegedy et al. 2016)",
     )
 )
 

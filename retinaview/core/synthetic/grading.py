@@ -1,4 +1,4 @@
-"""Grade -> lesion plan, following the clinical grading table (seed 002, after ETDRS).
+"""Grade -> lesion plan, following the clinical grading table (after ETDRS, as tabulated for DR graders in the DenseNet/CAM grading literature).
 
 =====  ==============  =========================================================================
 Grade  Level           Lesions drawn
