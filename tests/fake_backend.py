@@ -62,7 +62,11 @@ class FakeBackend:
         input_size: int = 256,
         fail_load: tuple[str, ...] = (),
         progressive: bool = False,
+        gate: bool = False,
     ):
+        if gate:
+            # The real quality gate (model-free), as the torch backend runs it.
+            self.quality = self._quality
         self.delay = delay
         self.input_size = input_size
         self.fail_load = fail_load
@@ -83,6 +87,13 @@ class FakeBackend:
             input_size=self.input_size,
         )
         return FakeModel(name, self.input_size), info
+
+    @staticmethod
+    def _quality(image: np.ndarray) -> tuple[str, str]:
+        from retinaview.core.quality import assess_quality
+
+        verdict = assess_quality(image)
+        return verdict.label, verdict.detail
 
     def predict(self, model: FakeModel, image: np.ndarray) -> np.ndarray:
         logits = _logits(_square(image, 32))
@@ -329,4 +340,21 @@ def fake_explanation(
         seconds=seconds,
     )
     ex.check = ex.residual()
+    if method != "rfscore":
+        # Any other method: its one map (the input-dependent pattern), checked by completeness like
+        # integrated gradients: the map sums to the logit minus the bias and the layers' constants.
+        ex = Explanation(
+            method=method,
+            logits=logits,
+            probs=ex.probs,
+            maps=inp.astype(np.float32),
+            fov=fov,
+            map_kind="map",
+            check_name="completeness error",
+            check=0.0,
+            class_names=CLASS_NAMES,
+            display=display,
+            geometry=SquareGeometry(tuple(photo_hw), n),
+            seconds=seconds,
+        )
     return ex

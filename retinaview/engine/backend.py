@@ -231,6 +231,14 @@ class TorchBackend:
             model, image, method=method, on_partial=on_partial, should_stop=should_stop, **params
         )
 
+    def quality(self, image: np.ndarray) -> tuple[str, str]:
+        """The quality gate (`retinaview.core.quality.assess_quality`) of one photograph: its label
+        (``gradable`` or ``ungradable: <reason>``) and the sentence naming the failed measure."""
+        from retinaview.core.quality import assess_quality
+
+        verdict = assess_quality(image)
+        return verdict.label, verdict.detail
+
     def predict(self, model: Any, image: np.ndarray) -> np.ndarray:
         """`retinaview.core.api.predict`: class probabilities, one forward pass, no explanation."""
         from retinaview.core.api import predict

@@ -13,11 +13,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ZERO_INDEX = 128
-HALF_RANGE = 127
-OUTSIDE_INDEX = 0
-# Colours saturate at 6 sigma: the slider goes to 5 sigma, and a wider range would waste index resolution.
-SATURATE_SIGMA = 6.0
+# One renderer: the index encoding, its constants and the quantisation are `retinaview.core.common.render`'s
+# (the screen, the exports and ``retinaview explain`` draw a map alike).
+from retinaview.core.common.render import (
+    HALF_RANGE,
+    OUTSIDE_INDEX,
+    SATURATE_SIGMA,
+    ZERO_INDEX,
+    quantise,
+)
+
+__all__ = [
+    "HALF_RANGE",
+    "HIST_EDGES",
+    "OUTSIDE_INDEX",
+    "SATURATE_SIGMA",
+    "ZERO_INDEX",
+    "PreparedMaps",
+    "prepare_explanation",
+    "prepare_maps",
+    "prepare_smoothed",
+]
 # The histogram is of S / sigma in 0.1-sigma bins, clipped to +-HIST_LIMIT.
 HIST_LIMIT = 8.0
 HIST_EDGES = np.linspace(-HIST_LIMIT, HIST_LIMIT, int(2 * HIST_LIMIT * 10) + 1)
@@ -65,23 +81,12 @@ def prepare_maps(
     sigma = np.zeros(c, dtype=np.float64)
     scale = np.zeros(c, dtype=np.float64)
     hist = np.zeros((c, len(HIST_EDGES) - 1), dtype=np.int64)
-    outside = ~fov
     for k in range(c) if classes is None else classes:
-        values = maps[k][fov]
-        s = float(np.std(values, dtype=np.float64))
-        peak = float(np.max(np.abs(values))) if values.size else 0.0
-        L = min(peak, SATURATE_SIGMA * s) if s > 0 else peak
-        sigma[k], scale[k] = s, L
-        if L > 0:
-            q = maps[k] * np.float32(HALF_RANGE / L)
-            np.clip(q, -HALF_RANGE, HALF_RANGE, out=q)
-            np.rint(q, out=q)
-            q += ZERO_INDEX
-            index[k] = q.astype(np.uint8)
-        else:
-            index[k] = ZERO_INDEX
-        index[k][outside] = OUTSIDE_INDEX
+        drawn = quantise(maps[k], fov)
+        index[k], sigma[k], scale[k] = drawn.index, drawn.sigma, drawn.scale
+        s = drawn.sigma
         if s > 0:
+            values = maps[k][fov]
             hist[k] = np.histogram(np.clip(values / s, -HIST_LIMIT, HIST_LIMIT), HIST_EDGES)[0]
     return PreparedMaps(index, sigma, scale, hist, float(fov.mean()))
 
@@ -105,3 +110,23 @@ def prepare_explanation(
     """
     fov = explanation.fov
     return {kind: prepare_maps(explanation.kind(kind), fov, classes) for kind in explanation.kinds}
+
+
+def prepare_smoothed(explanation) -> dict[str, PreparedMaps]:
+    """Prepared maps of every kind, each class blurred by the smoothed display's Gaussian
+    (`retinaview.core.common.render.smooth`, sigma `smooth_sigma_px` of the map's width). Computed in the
+    engine's worker for a final result, so the GUI thread only looks them up.
+    """
+    from retinaview.core.common.render import smooth, smooth_norm, smooth_sigma_px
+
+    fov = explanation.fov
+    out = {}
+    norm = None
+    for kind in explanation.kinds:
+        maps = np.asarray(explanation.kind(kind), dtype=np.float32)
+        px = smooth_sigma_px(maps.shape[-1])
+        if norm is None:
+            norm = smooth_norm(fov, maps.shape[-2:], px)
+        blurred = np.stack([smooth(m, fov, px, norm) for m in maps])
+        out[kind] = prepare_maps(blurred, fov)
+    return out

@@ -18,6 +18,27 @@ import numpy as np
 from retinaview.core.common.result import Explanation
 from retinaview.engine.prepare import PreparedMaps
 
+# The explanation methods `retinaview.core.explain.methods.METHODS` registers, in the order a menu offers
+# them; named here so that the window lists them without importing torch (a test checks they agree).
+METHOD_NAMES = (
+    "rfscore",
+    "saliency",
+    "gradxinput",
+    "ig",
+    "layer_ig",
+    "ig_counterfactual",
+    "cam",
+    "gradcam",
+    "contrast",
+)
+MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def bundled_models() -> list[Path]:
+    """The model files that ship with retinaview (``resources/models/*.pt``), by name."""
+    return sorted(MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
+
+
 # The view of the main window's overlay; other views (a grid comparing methods) use names of their own.
 MAIN_VIEW = "main"
 
@@ -102,6 +123,12 @@ class ExplainResult:
     cached: bool = False
     partial: bool = False
     done: tuple[int, ...] = ()
+    # The model-free quality gate's verdict of the photograph (``gradable`` or ``ungradable: <reason>``) and
+    # its sentence; None when the backend has no gate (final results only).
+    quality: str | None = None
+    quality_detail: str = ""
+    # ``maps`` blurred by the smoothed display's Gaussian, per kind (final results; prepared in the worker).
+    smoothed: dict[str, PreparedMaps] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -140,6 +167,7 @@ class ExplainResult:
     def nbytes(self) -> int:
         """Memory held by the arrays of this result, in bytes (what the cache counts)."""
         total = self.photo.nbytes + sum(m.nbytes() for m in self.maps.values())
+        total += sum(m.nbytes() for m in self.smoothed.values())
         ex = self.explanation
         arrays = [ex.maps, *ex.extra_maps.values(), ex.fov, ex.display, ex.features]
         arrays += [ex.feature_maps, ex.logits, ex.probs, ex.bias]

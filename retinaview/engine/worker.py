@@ -43,7 +43,7 @@ from retinaview.core.common.geometry import IDENTITY, affine_from_geometry
 from retinaview.engine.backend import GRADING, Backend
 from retinaview.engine.cache import DEFAULT_MAX_BYTES, ResultCache
 from retinaview.engine.inbox import Inbox, WorkerThread, running_threads
-from retinaview.engine.prepare import prepare_explanation
+from retinaview.engine.prepare import prepare_explanation, prepare_smoothed
 from retinaview.engine.requests import (
     MAIN_VIEW,
     UNIT_WEIGHTS,
@@ -237,7 +237,15 @@ class EngineWorker(QObject):
         ex = self._backend.explain(
             self._model, photo, req.method, dict(req.params), on_partial, should_stop
         )
-        return self._result(req, key, photo, ex, t0)
+        result = self._result(req, key, photo, ex, t0)
+        gate = getattr(self._backend, "quality", None)
+        if gate is None:
+            return result
+        try:
+            label, detail = gate(photo)
+        except Exception as exc:  # the gate's failure is not the explanation's: said, not raised
+            label, detail = None, _one_line(exc, req.label)
+        return dataclasses.replace(result, quality=label, quality_detail=detail)
 
     def _result(
         self,
@@ -253,6 +261,7 @@ class EngineWorker(QObject):
         residual = float("nan") if partial else float(ex.check)
         ex = _compact(ex, req.keep_layers and not partial)
         maps = prepare_explanation(ex, done)
+        smoothed = {} if partial else prepare_smoothed(ex)
         model_hw = ex.maps.shape[-2:]
         affine = affine_from_geometry(ex.geometry, model_hw)
         if affine is None:
@@ -274,6 +283,7 @@ class EngineWorker(QObject):
             seconds=time.perf_counter() - t0,
             partial=partial,
             done=done or (),
+            smoothed=smoothed,
         )
 
     def _superseded(self, view: str) -> bool:

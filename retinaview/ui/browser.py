@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -57,6 +58,8 @@ class Entry:
     probs: np.ndarray | None = None
     error: str | None = None
     icon: QIcon | None = None
+    # The reviewer's saved decision in review mode ("2", "U" for ungradable); None when not graded.
+    reviewed: str | None = None
 
     @property
     def grade(self) -> int | None:
@@ -87,6 +90,9 @@ class ImageListModel(QAbstractTableModel):
         self._thumbs.ready.connect(self._on_thumbnail)
         self.class_names: tuple[str, ...] = ()
         self._placeholder = _placeholder_icon()
+        # Review mode with the model hidden: the model's grade of an image the reviewer has not graded yet
+        # is not shown in the list either (it would tell the answer before the reviewer's own grade).
+        self.hide_unreviewed = False
 
     def set_files(self, paths: list[Path], truth: dict[str, int]) -> None:
         self.beginResetModel()
@@ -110,6 +116,24 @@ class ImageListModel(QAbstractTableModel):
         e.probs, e.error = np.asarray(probs, dtype=np.float64), None
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
         self.countsChanged.emit()
+
+    def set_reviewed(self, path: Path | str, decision: str | None) -> None:
+        """Mark the reviewer's saved decision of an image (``None``: not graded)."""
+        row = self._rows.get(str(path))
+        if row is None:
+            return
+        self._entries[row].reviewed = decision
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+
+    def set_hide_unreviewed(self, on: bool) -> None:
+        self.hide_unreviewed = on
+        if self._entries:
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self._entries) - 1, len(HEADERS) - 1)
+            )
+
+    def _masked(self, e: Entry) -> bool:
+        return self.hide_unreviewed and e.reviewed is None
 
     def set_error(self, path: Path | str, message: str) -> None:
         row = self._rows.get(str(path))
@@ -158,7 +182,9 @@ class ImageListModel(QAbstractTableModel):
 
     def _text(self, e: Entry, col: int) -> str:
         if col == COL_IMAGE:
-            return e.path.name
+            return e.path.name if e.reviewed is None else f"✎{e.reviewed}  {e.path.name}"
+        if col in (COL_GRADE, COL_CONF, COL_TRUTH) and self._masked(e) and e.probs is not None:
+            return "·"
         if col == COL_GRADE:
             # An unreadable file is marked where its grade would be, so its name keeps its full width.
             if e.grade is None:
@@ -173,6 +199,8 @@ class ImageListModel(QAbstractTableModel):
         return f"{e.truth} {'✓' if e.truth == e.grade else '✗'}"
 
     def _colour(self, e: Entry, col: int):
+        if self._masked(e) and e.probs is not None:
+            return QBrush(QColor(MUTED))
         if col in (COL_IMAGE, COL_GRADE) and e.error is not None and e.grade is None:
             return QBrush(QColor("#ff8a65"))
         if col == COL_GRADE and e.grade is not None:
@@ -212,11 +240,13 @@ def _placeholder_icon() -> QIcon:
 
 
 class BrowserProxy(QSortFilterProxyModel):
-    """Grade filter (``None`` all, 0..4 predicted grade, ``"disagree"``) and the four sort keys."""
+    """Grade filter (``None`` all, 0..4 predicted grade, ``"disagree"``), a set of file names (the review
+    agreement panel's disagreements), and the four sort keys."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._grade: int | str | None = None
+        self._names: frozenset[str] | None = None
         self.setSortRole(SortRole)
         self.setDynamicSortFilter(True)
 
@@ -225,10 +255,18 @@ class BrowserProxy(QSortFilterProxyModel):
         self._grade = grade
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    def set_name_filter(self, names: set[str] | None) -> None:
+        """Show only these file names (None: all)."""
+        self.beginFilterChange()
+        self._names = None if names is None else frozenset(names)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
     def filterAcceptsRow(self, row: int, parent) -> bool:
+        e = self.sourceModel().entries()[row]
+        if self._names is not None and e.path.name not in self._names:
+            return False
         if self._grade is None:
             return True
-        e = self.sourceModel().entries()[row]
         if self._grade == "disagree":
             return bool(e.disagreement)
         return e.grade == self._grade
@@ -267,6 +305,11 @@ class BrowserWidget(QWidget):
             self.sort.addItem(SORT_LABELS[key], key)
         self.set_class_names(("0", "1", "2", "3", "4"))
 
+        self.review_filter = QPushButton()
+        self.review_filter.setToolTip("Show all images again")
+        self.review_filter.hide()
+        self.review_filter.clicked.connect(lambda: self.set_review_filter(None))
+
         self.view = QTableView()
         self.view.setModel(self.proxy)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -300,6 +343,7 @@ class BrowserWidget(QWidget):
         layout.setSpacing(6)
         layout.addLayout(head)
         layout.addLayout(row)
+        layout.addWidget(self.review_filter)
         layout.addWidget(self.view, 1)
 
         self.filter.currentIndexChanged.connect(self._on_filter)
@@ -330,6 +374,18 @@ class BrowserWidget(QWidget):
         self.model.set_files(paths, truth)
         self._on_sort()
         self._update_count()
+
+    def set_review_filter(self, names: set[str] | None) -> None:
+        """Show only the images the review agreement panel lists as disagreements (None: all of them)."""
+        self.proxy.set_name_filter(names)
+        self.review_filter.setVisible(names is not None)
+        if names is not None:
+            self.review_filter.setText(f"Review disagreements only ({len(names)}) ✕")
+        self._update_count()
+
+    def visible_paths(self) -> list[Path]:
+        """The listed images in their order on screen."""
+        return [Path(self.proxy.index(r, 0).data(PathRole)) for r in range(self.proxy.rowCount())]
 
     def current_path(self) -> Path | None:
         idx = self.view.currentIndex()

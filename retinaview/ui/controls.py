@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (
 )
 
 from retinaview.ui.colormaps import COLORMAPS, MODE_LABELS, MODES
+from retinaview.ui.map_legend import method_label
 from retinaview.ui.view_state import (
     KIND_LABELS,
     THRESHOLD_MAX,
     THRESHOLD_STEP,
     ViewState,
+    kind_label,
 )
 
 SLIDER_STEPS = round(THRESHOLD_MAX / THRESHOLD_STEP)
@@ -38,6 +40,7 @@ class ControlPanel(QWidget):
     """Edits a `ViewState`; ``changed`` is emitted after every edit with the new state."""
 
     changed = Signal(object)
+    methodChanged = Signal(str)
 
     def __init__(self, state: ViewState | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -48,9 +51,14 @@ class ControlPanel(QWidget):
         self.set_class_names(("No DR", "Mild", "Moderate", "Severe", "Proliferative"))
         self.grid = QCheckBox("All classes")
         self.grid.setToolTip("Show the five classes side by side, zoom linked (A)")
+        self.method = QComboBox()
+        self.method.setToolTip(
+            "The explanation method of the map (the model's grade does not change)"
+        )
         self.kind = QComboBox()
-        for key, label in KIND_LABELS.items():
-            self.kind.addItem(label, key)
+        self._kinds: tuple[str, ...] = tuple(KIND_LABELS)
+        for key in self._kinds:
+            self.kind.addItem(kind_label(key), key)
         self.kind.setToolTip(
             "Total: every layer's share mapped to the photograph. Input-dependent: x · ∂f/∂x. "
             "Constant: what the layers' biases and batch-norm shifts add (total − input)."
@@ -114,6 +122,7 @@ class ControlPanel(QWidget):
         form.setHorizontalSpacing(10)
         form.setVerticalSpacing(8)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Method", self.method)
         form.addRow("Class", row(self.cls, self.grid))
         form.addRow("Map", self.kind)
         form.addRow("Show", mode_row)
@@ -134,6 +143,7 @@ class ControlPanel(QWidget):
         self.overlay.toggled.connect(self._edited)
         self.green.toggled.connect(self._edited)
         self.smooth.toggled.connect(self._edited)
+        self.method.currentIndexChanged.connect(self._method_chosen)
 
     @property
     def state(self) -> ViewState:
@@ -152,6 +162,38 @@ class ControlPanel(QWidget):
             self.cls.addItem(f"{k} · {name}", k)
         self.cls.setCurrentIndex(max(self.cls.findData(current), 0))
         self.cls.blockSignals(blocked)
+
+    def set_methods(self, names: tuple[str, ...], current: str) -> None:
+        """Offer these explanation methods, ``current`` chosen (no ``methodChanged``)."""
+        blocked = self.method.blockSignals(True)
+        self.method.clear()
+        for name in names:
+            self.method.addItem(method_label(name), name)
+        self.method.setCurrentIndex(max(self.method.findData(current), 0))
+        self.method.blockSignals(blocked)
+
+    def _method_chosen(self, _i: int) -> None:
+        name = self.method.currentData()
+        if name:
+            self.methodChanged.emit(name)
+
+    def set_kinds(self, kinds: tuple[str, ...]) -> None:
+        """The map kinds of the shown result (rfscore: total, input, constant; most methods one map). The
+        chosen kind is kept in the state when this result lacks it, so that rfscore shows it again."""
+        kinds = tuple(kinds)
+        if kinds == self._kinds:
+            return
+        self._kinds = kinds
+        blocked = self.kind.blockSignals(True)
+        self.kind.clear()
+        for key in kinds:
+            self.kind.addItem(kind_label(key), key)
+        self.kind.setCurrentIndex(max(self.kind.findData(self._state.kind), 0))
+        self.kind.setEnabled(len(kinds) > 1)
+        self.kind.blockSignals(blocked)
+
+    def kinds(self) -> tuple[str, ...]:
+        return self._kinds
 
     def set_state(self, state: ViewState) -> None:
         """Show ``state`` in the widgets and emit ``changed`` once."""
@@ -180,6 +222,12 @@ class ControlPanel(QWidget):
         if checked:
             self._edited()
 
+    def _chosen_kind(self) -> str:
+        # A result with one kind cannot change the kind: the one chosen for rfscore stays.
+        if self.kind.count() <= 1:
+            return self._state.kind
+        return self.kind.currentData()
+
     def _edited(self, *_) -> None:
         if self._updating:
             return
@@ -187,7 +235,7 @@ class ControlPanel(QWidget):
         self._state = ViewState(
             cls=self.cls.currentData(),
             grid=self.grid.isChecked(),
-            kind=self.kind.currentData(),
+            kind=self._chosen_kind(),
             mode=mode_button.property("mode") if mode_button else "positive",
             threshold=round(self.threshold.value() * THRESHOLD_STEP, 1),
             opacity=self.opacity.value() / 100,

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QFileDialog,
     QGroupBox,
     QInputDialog,
@@ -33,11 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from retinaview.core.common.errors import RetinaviewError
-from retinaview.engine.requests import ExplainResult, ModelInfo
+from retinaview.engine.requests import METHOD_NAMES, ExplainResult, ModelInfo, bundled_models
 from retinaview.ui import shortcuts
+from retinaview.ui.agreement_panel import AgreementPanel
 from retinaview.ui.browser import BrowserWidget
 from retinaview.ui.colormaps import COLORMAPS, DEFAULT_COLORMAP, MODES
 from retinaview.ui.controls import ControlPanel
+from retinaview.ui.grading_panel import GradingPanel
 from retinaview.ui.histogram import MapHistogram
 from retinaview.ui.labels import read_labels
 from retinaview.ui.map_legend import method_label
@@ -51,9 +54,11 @@ from retinaview.ui.view_state import (
     KIND_LABELS,
     THRESHOLD_MAX,
     ViewState,
+    kind_label,
 )
 
 NOTICE_MS = 8000
+RECENT_RESULTS = 4
 DEFAULT_SIZE = (1440, 880)
 # Wide enough for names like "synthetic_grade4_2.jpg" beside the thumbnail and the three short columns.
 BROWSER_WIDTH = 420
@@ -103,6 +108,9 @@ class MainWindow(QMainWindow):
     resultShown = Signal(object)
     partialShown = Signal(object)
     noticeShown = Signal(str)
+    # resultHeld: the final result of the current image in review mode, kept off screen until the reviewer's
+    # grade of the image is saved (then it is drawn and resultShown follows).
+    resultHeld = Signal(object)
 
     def __init__(
         self,
@@ -110,11 +118,15 @@ class MainWindow(QMainWindow):
         method: str = "rfscore",
         params: dict | None = None,
         restore: bool = True,
+        review: bool | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.engine = engine
         self.method = method
+        if restore and method == "rfscore":
+            # The method of the last session, unless another was asked for.
+            self.method = read_choice(app_settings(), "view/method", method, METHOD_NAMES)
         self.params = dict(params or {})
         self.folder: Path | None = None
         self.current: Path | None = None
@@ -152,12 +164,15 @@ class MainWindow(QMainWindow):
         self.prediction = PredictionPanel()
         self.controls = ControlPanel(self._restored_state() if restore else ViewState())
         self.histogram = MapHistogram()
+        self.grading = GradingPanel()
         side = QWidget()
         side.setObjectName("panel")
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(8, 4, 10, 8)
         side_layout.setSpacing(6)
+        self.boxes: dict[str, QGroupBox] = {}
         for title, widget in (
+            ("Review", self.grading),
             ("Prediction", self.prediction),
             ("Explanation map", self.controls),
             ("Distribution of the map", self.histogram),
@@ -167,6 +182,8 @@ class MainWindow(QMainWindow):
             lay.setContentsMargins(8, 6, 8, 8)
             lay.addWidget(widget)
             side_layout.addWidget(box)
+            self.boxes[title] = box
+        self.boxes["Review"].hide()
         side_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(side)
@@ -187,11 +204,38 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes(self._default_sizes(DEFAULT_SIZE[0]))
         self.setCentralWidget(self.splitter)
 
+        # Review mode: the reviewer's own grade of each image (and, with "hide the model", nothing of the
+        # model's opinion of an image until that grade is saved); the agreement of the project in a dock.
+        self.review = bool(
+            read_bool(app_settings(), "review/on", False) if review is None and restore else review
+        )
+        self._held: ExplainResult | None = None
+        # The last few final results by image, for a patient's report and view (both eyes).
+        self._recent: dict[Path, ExplainResult] = {}
+        self.patient_view = None
+        self._reverting = False
+        self.agreement = AgreementPanel()
+        self.agreement_dock = QDockWidget("Review agreement", self)
+        self.agreement_dock.setObjectName("agreementDock")
+        self.agreement_dock.setWidget(self.agreement)
+        self.agreement_dock.hide()
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.agreement_dock)
+
         self._build_status_bar()
         self.actions: dict[str, QAction] = {}
         self._build_menus()
 
         self.controls.changed.connect(self._on_state)
+        self.controls.set_methods(METHOD_NAMES, self.method)
+        self.controls.methodChanged.connect(self.set_method)
+        self.grading.advanceRequested.connect(self._review_next)
+        self.grading.undone.connect(self._review_undone)
+        self.grading.aiVisibilityChanged.connect(self._set_ai_visible)
+        self.grading.noticeShown.connect(self.show_notice)
+        self.grading.committed.connect(self._on_review_committed)
+        self.agreement.filterRequested.connect(self.browser.set_review_filter)
+        self.agreement.noticeShown.connect(self.show_notice)
+        self.agreement_dock.visibilityChanged.connect(self._on_agreement_shown)
         self.browser.currentChanged.connect(self._on_current)
         engine.resultReady.connect(self._on_result)
         engine.photoReady.connect(self._on_photo)
@@ -205,11 +249,13 @@ class MainWindow(QMainWindow):
         self.browser.model.countsChanged.connect(self._update_progress_text)
         self.viewer.set_state(self.controls.state)
         self._sync_actions(self.controls.state)
+        self._sync_review_actions()
         self._update_histogram_cut()
         self.resize(*DEFAULT_SIZE)
         self._sized = False
         if restore:
             self._restore_geometry()
+            self._restore_panels()
 
     # --- construction ------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -250,12 +296,36 @@ class MainWindow(QMainWindow):
         file.addAction(self._action("open_image", "Open &Image…", self.choose_image))
         file.addAction(self._action("open_model", "Open &Model…", self.choose_model))
         file.addSeparator()
+        file.addAction(
+            self._action(
+                "toggle_review", "&Review Mode (Grade Each Image)", self.set_review_mode, True
+            )
+        )
+        file.addAction(
+            self._action(
+                "show_agreement",
+                "Review &Agreement",
+                lambda on: self.agreement_dock.setVisible(on),
+                True,
+            )
+        )
+        file.addSeparator()
         file.addAction(self._action("export_png", "Export View as &PNG…", self.export_png))
         file.addAction(
             self._action("export_map_png", "Export Map Alone as P&NG…", self.export_map_png)
         )
         file.addAction(self._action("export_gif", "Export Animated &GIF…", self.export_gif))
         file.addAction(self._action("export_map", "Export &Map (.npy / .csv)…", self.export_map))
+        file.addAction(
+            self._action("export_report", "Export &Report (PDF)…", lambda: self.export_report())
+        )
+        file.addAction(
+            self._action(
+                "export_patient_report",
+                "Export &Patient Report (PDF)…",
+                lambda: self.export_report(patient=True),
+            )
+        )
         file.addSeparator()
         file.addAction(self._action("quit", "&Quit", self.close))
 
@@ -287,6 +357,7 @@ class MainWindow(QMainWindow):
         view.addAction(self._action("cycle_kind", "Next Map &Kind", self._cycle_kind))
         view.addAction(self._action("reset_zoom", "&Fit Photograph", self.viewer.reset_zoom))
         view.addAction(self._action("reset_view", "&Reset View Settings", self.reset_view_settings))
+        view.addAction(self._action("show_patient", "&Patient View (Both Eyes)", self.show_patient))
         view.addSeparator()
         self.inspector_action = QAction("Layer &Inspector", self, checkable=True)
         self.inspector_action.setShortcuts(
@@ -315,6 +386,19 @@ class MainWindow(QMainWindow):
             "vessel_underlay", "Vessels &Under the Maps", self.vessels.set_underlay, True
         )
         view.addAction(underlay)
+
+        models = bar.addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        self.model_group.setExclusive(True)
+        for path in bundled_models():
+            action = QAction(path.stem, self, checkable=True)
+            action.setData(str(path))
+            action.setToolTip(str(path))
+            action.triggered.connect(lambda _=False, p=str(path): self.open_model(p))
+            self.model_group.addAction(action)
+            models.addAction(action)
+        models.addSeparator()
+        models.addAction(self.actions["open_model"])
 
         browse = bar.addMenu("&Browse")
         b = self.browser
@@ -374,15 +458,39 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self._sized = self.splitter.restoreState(state)
 
+    def _restore_panels(self) -> None:
+        """The panels of the last session: the agreement dock, the layer inspector."""
+        s = app_settings()
+        if read_bool(s, "window/agreement", False):
+            self.agreement_dock.show()
+        if read_bool(s, "window/inspector", False):
+            QTimer.singleShot(0, lambda: self.inspector_action.setChecked(True))
+
+    def _remembered_image(self, folder: Path) -> Path | None:
+        """The image shown when the last session ended, when it lies in ``folder``."""
+        if not self.persist:
+            return None
+        value = app_settings().value("files/last_image", "")
+        if not isinstance(value, str) or not value:
+            return None
+        path = Path(value)
+        return path if path.parent == folder.resolve() and path.is_file() else None
+
     def save_settings(self) -> None:
         s = app_settings()
         st = self.controls.state
+        s.setValue("view/method", self.method)
+        s.setValue("window/agreement", self.agreement_dock.isVisible())
+        s.setValue("window/inspector", self._inspector_shown())
+        if self.current is not None:
+            s.setValue("files/last_image", str(self.current.resolve()))
         s.setValue("view/threshold", st.threshold)
         s.setValue("view/colormap", st.colormap)
         s.setValue("view/mode", st.mode)
         s.setValue("view/kind", st.kind)
         s.setValue("view/opacity", st.opacity)
         s.setValue("view/smooth", st.smooth)
+        s.setValue("review/on", self.review)
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/splitter", self.splitter.saveState())
         if self.folder is not None:
@@ -434,7 +542,14 @@ class MainWindow(QMainWindow):
             self.show_notice(f"{exc} (ground truth not shown)")
         self.folder = folder
         self.current = None
+        self._held = None
+        self.browser.set_review_filter(None)
         self.browser.set_folder(folder, paths, truth)
+        if self.review and paths:
+            resume = self._start_review()
+            select = select if select is not None else resume
+        if select is None:
+            select = self._remembered_image(folder)
         self.setWindowTitle(f"{folder.name} — retinaview")
         if not paths:
             self.viewer.show_message(
@@ -475,6 +590,18 @@ class MainWindow(QMainWindow):
         if path:
             self.open_model(path)
 
+    @Slot(str)
+    def set_method(self, name: str) -> None:
+        """Explain with another method: the image stays, and is explained again."""
+        if name == self.method:
+            return
+        self.method = name
+        self.controls.set_methods(METHOD_NAMES, name)
+        if self.current is not None:
+            self.engine.request(
+                self.current, self.method, self.params, keep_layers=self._inspector_shown()
+            )
+
     def open_model(self, path: str) -> None:
         self.model_label.setText(f"loading {Path(path).name}…")
         self.engine.load_model(path)
@@ -494,9 +621,14 @@ class MainWindow(QMainWindow):
         """A newly selected image: nothing of the previous one stays on screen, nor its notice. The same
         image asked for again (a model loaded, the inspector opened) keeps what it shows until the new
         result comes."""
+        if self._reverting:
+            return
+        if not self._review_allows(path):
+            return
         if path != self.current or not self.viewer.has_photo():
             if self.current is not None and path != self.current:
                 self.notice.hide()
+            self._held = None
             entry = self.browser.model.entry(path)
             self.viewer.show_message(f"Opening {path.name}…")
             self.prediction.set_pending(
@@ -539,6 +671,24 @@ class MainWindow(QMainWindow):
         if path is not None and not self._is_current(path):
             return
         entry = self.browser.model.entry(path) if path else None
+        if not result.partial and path is not None:
+            self._recent.pop(Path(path), None)
+            self._recent[Path(path)] = result
+            while len(self._recent) > RECENT_RESULTS:
+                self._recent.pop(next(iter(self._recent)))
+        if self.review and self.grading.session is not None:
+            if not result.partial:
+                self.grading.set_quality(result.quality)
+                g = result.grade
+                names = result.explanation.class_names
+                name = names[g] if g < len(names) else str(g)
+                self.grading.set_model_output(f"{g} · {name} ({float(result.probs[g]):.0%})")
+            if not self.grading.ai_visible:
+                self._hold(result)
+                return
+        self._held = None
+        if not result.partial:
+            self.controls.set_kinds(result.kinds)
         self.viewer.set_result(result)
         self.prediction.set_result(result, entry.truth if entry else None)
         self._update_histogram()
@@ -575,6 +725,10 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"model: {info.source}")
         self.model_label.setToolTip(f"{info.arch}, input {info.input_size} px, {info.model_id}")
         self.device_label.setText(info.device)
+        if self.grading.session is not None:
+            self.grading.session.model = info.model_id
+        for action in self.model_group.actions():
+            action.setChecked(Path(action.data()).name == Path(info.source).name)
         self.controls.set_class_names(info.class_names)
         self.browser.set_class_names(info.class_names)
         self._name_class_actions(info.class_names)
@@ -625,6 +779,272 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self._grading = "done" if completed else "stopped"
         self._update_progress_text()
+
+    # --- review mode -------------------------------------------------------------------------------
+    @Slot(bool)
+    def set_review_mode(self, on: bool) -> None:
+        """Review mode on: the folder's review project is opened (the reviewer's name asked once) and the
+        window moves to the first image not graded yet; keys 0-4 grade instead of showing a class."""
+        on = bool(on)
+        if on != self.review:
+            self.review = on
+            if on and self.folder is not None:
+                resume = self._start_review()
+                if resume is not None:
+                    self.browser.select_path(resume)
+            elif not on:
+                self.grading.close_session()
+                self.boxes["Review"].hide()
+                self.browser.model.set_hide_unreviewed(False)
+                self._set_ai_visible(True)
+        self._sync_review_actions()
+
+    def _sync_review_actions(self) -> None:
+        self.actions["toggle_review"].setChecked(self.review)
+        # The keys 0-4 are QAction shortcuts, which Qt dispatches before any key event: off while reviewing,
+        # so that keyPressEvent gets them for the grading panel.
+        for k in range(5):
+            self.actions[f"class_{k}"].setEnabled(not self.review)
+
+    def _start_review(self) -> Path | None:
+        """Open the review project of the open folder; the image to resume at (None when not opened:
+        review mode is then turned off and the notice says why)."""
+        files = [e.path for e in self.browser.model.entries()]
+        info = self.engine.model_info
+        index = self.grading.open_folder(self.folder, files, model=info.model_id if info else None)
+        session = self.grading.session
+        if index is None or session is None:
+            self.review = False
+            self.grading.close_session()
+            self._sync_review_actions()
+            return None
+        self.boxes["Review"].show()
+        self.browser.model.set_hide_unreviewed(session.hide_ai)
+        self._mark_reviewed()
+        if self.agreement_dock.isVisible():
+            self.agreement.refresh(session.store)
+        return files[index]
+
+    def _mark_reviewed(self) -> None:
+        """The list marks each image with the reviewer's saved decision."""
+        session = self.grading.session
+        if session is None or self.folder is None:
+            return
+        try:
+            records = session.store.records(reviewer=session.store.reviewer)
+        except RetinaviewError as exc:
+            records = []
+            self.show_notice(str(exc))
+        decided = {r.file: _decision(r) for r in records}
+        for e in self.browser.model.entries():
+            self.browser.model.set_reviewed(e.path, decided.get(e.path.name))
+
+    def _review_allows(self, path: Path) -> bool:
+        """Before the window shows ``path`` in review mode: the grade of the image on screen is saved
+        first; False (the selection goes back, the grading panel says why) when it cannot be."""
+        session = self.grading.session
+        if not self.review or session is None:
+            return True
+        index = session.index_of(path.name)
+        if index is None or self.grading.request_move(index):
+            return True
+        if self.current is not None:
+            self._reverting = True
+            try:
+                self.browser.select_path(self.current)
+            finally:
+                self._reverting = False
+        return False
+
+    @Slot()
+    def _review_next(self) -> None:
+        session = self.grading.session
+        if session is None:
+            return
+        index = session.next_index()
+        if index is None:
+            self.statusBar().showMessage(
+                "Last image of the folder: every image has been shown", 5000
+            )
+            return
+        path = session.files[index]
+        if not self.browser.select_path(path):
+            # Hidden by a filter: show the whole list rather than skip the image.
+            self.browser.set_review_filter(None)
+            self.browser.filter.setCurrentIndex(0)
+            self.browser.select_path(path)
+
+    @Slot(int)
+    def _review_undone(self, index: int) -> None:
+        session = self.grading.session
+        if session is None:
+            return
+        self._mark_reviewed()
+        if index >= 0:
+            self.browser.select_path(session.files[index])
+
+    @Slot(object)
+    def _on_review_committed(self, record) -> None:
+        if self.folder is not None:
+            self.browser.model.set_reviewed(self.folder / record.file, _decision(record))
+        if self.agreement_dock.isVisible() and self.grading.session is not None:
+            self.agreement.refresh(self.grading.session.store)
+
+    @Slot(bool)
+    def _on_agreement_shown(self, shown: bool) -> None:
+        self.actions["show_agreement"].setChecked(shown)
+        if shown and self.grading.session is not None:
+            self.agreement.refresh(self.grading.session.store)
+
+    # --- reports and the patient view -------------------------------------------------------------------
+    def _record_of(self, path: Path):
+        session = self.grading.session
+        if session is None:
+            return None
+        try:
+            records = session.store.records(reviewer=session.store.reviewer)
+        except RetinaviewError:
+            return None
+        return next((r for r in records if r.file == path.name), None)
+
+    def _model_allowed(self, path: Path) -> bool:
+        session = self.grading.session
+        return not self.review or session is None or session.ai_visible(path)
+
+    def _eyes(self, patient: bool) -> list[tuple[str, Path, ExplainResult]] | None:
+        """(side, path, result) of the current image, or of both eyes of its patient; None with a notice
+        when they are not all explained yet or the model is still hidden for one."""
+        from retinaview.ui.patient_view import pair_eyes, patient_of
+
+        if self.current is None or self.current not in self._recent:
+            self.show_notice("Nothing to report yet: wait for the image's map")
+            return None
+        paths = [("", self.current)]
+        if patient:
+            who = patient_of(self.current)
+            if who is None:
+                self.show_notice(
+                    f"{self.current.name}: not named {{patient}}_left / {{patient}}_right"
+                )
+                return None
+            pair = pair_eyes(e.path for e in self.browser.model.entries()).get(who[0], {})
+            paths = [(side, pair[side]) for side in ("left", "right") if side in pair]
+        eyes = []
+        for side, path in paths:
+            if not self._model_allowed(path):
+                self.show_notice(
+                    f"{path.name}: save your grade first (the report shows the model's)"
+                )
+                return None
+            result = self._recent.get(path)
+            if result is None:
+                self.show_notice(f"{path.name}: show this image first, then export the report")
+                return None
+            eyes.append((side, path, result))
+        return eyes
+
+    def export_report(self, patient: bool = False) -> None:
+        """A one-page PDF of the image (or both eyes of its patient): photograph, map, grade, review."""
+        from retinaview.ui.report import ReportInfo, eye_from_result, write_report
+
+        eyes = self._eyes(patient)
+        if eyes is None:
+            return
+        stem = eyes[0][1].stem.rsplit("_", 1)[0] if patient else eyes[0][1].stem
+        start = self.export_folder() / f"{stem}_report.pdf"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export report", str(start), "PDF (*.pdf)", options=FILE_DIALOG_OPTIONS
+        )
+        if not path:
+            return
+        st = self.controls.state
+        info = self.engine.model_info
+        report = ReportInfo(
+            model=info.source if info else "unknown model",
+            checksum=info.model_id if info else "",
+            method=self.method,
+            threshold=st.threshold,
+            mode=st.mode,
+            cmap=st.colormap,
+        )
+        parts = [
+            eye_from_result(p.name, r, self._record_of(p), r.quality, side, kind=st.kind)
+            for side, p, r in eyes
+        ]
+        self._run_export(Path(path), lambda: write_report(path, parts, report))
+
+    @Slot()
+    def show_patient(self) -> None:
+        """Both eyes of the current image's patient side by side (EyePACS ``{patient}_{left|right}``)."""
+        from retinaview.ui.patient_view import PatientView, patient_of
+
+        eyes = self._eyes(patient=True)
+        if eyes is None:
+            return
+        if self.patient_view is None:
+            self.patient_view = PatientView()
+            self.patient_view.setWindowTitle("Patient — retinaview")
+            self.patient_view.resize(1100, 640)
+        view = self.patient_view
+        view.set_patient(patient_of(self.current)[0])
+        for side, path, r in eyes:
+            ex = r.explanation
+            record = self._record_of(path)
+            view.set_eye(
+                side,
+                path.name,
+                r.photo,
+                r.probs,
+                ex.maps[r.grade],
+                ex.fov,
+                record.grade if record else None,
+                record.note if record else "",
+                to_photo=r.to_photo,
+            )
+        view.show()
+
+    def _hold(self, result: ExplainResult) -> None:
+        """Keep the model's output of the current image off screen: the photograph alone, no grade."""
+        self._held = None if result.partial else result
+        name = self.current.name if self.current is not None else ""
+        title = f"{name} · model hidden"
+        if self.viewer.result is not None or not self.viewer.has_photo():
+            self.viewer.set_photo(result.photo, title)
+        else:
+            for pane in [self.viewer.main_pane, *self.viewer.grid_panes]:
+                pane.title.setText(title)
+        self.histogram.set_counts(None, 0)
+        if not result.partial:
+            self.resultHeld.emit(result)
+
+    @Slot(bool)
+    def _set_ai_visible(self, visible: bool) -> None:
+        """Show or hide everything the model says of the current image: the prediction, the map and its
+        distribution, the list's grades of images not graded by the reviewer."""
+        session = self.grading.session
+        visible = visible or not self.review  # outside review mode the model is always shown
+        self.boxes["Prediction"].setVisible(visible)
+        self.boxes["Distribution of the map"].setVisible(visible)
+        self.browser.model.set_hide_unreviewed(
+            self.review and session is not None and session.hide_ai
+        )
+        if not visible and self.viewer.result is not None:
+            self._hold(self.viewer.result)
+        elif visible and self._held is not None:
+            # Drawn on the next turn of the event loop: Enter saves and moves on at once, and the image
+            # left behind need not be drawn first.
+            QTimer.singleShot(0, self._show_held)
+
+    def _show_held(self) -> None:
+        held = self._held
+        allowed = not self.review or self.grading.ai_visible
+        if held is not None and self._is_current(held.request.path) and allowed:
+            self._on_result(held)
+
+    def keyPressEvent(self, event) -> None:
+        if self.review and self.grading.session is not None and self.grading.handle_key(event):
+            return
+        super().keyPressEvent(event)
 
     # --- view state --------------------------------------------------------------------------------
     @Slot(object)
@@ -689,9 +1109,12 @@ class MainWindow(QMainWindow):
         self.controls.change(mode=MODES[(MODES.index(st.mode) + 1) % len(MODES)])
 
     def _cycle_kind(self) -> None:
-        kinds = list(KIND_LABELS)
+        kinds = list(self.controls.kinds())
         st = self.controls.state
-        self.controls.change(kind=kinds[(kinds.index(st.kind) + 1) % len(kinds)])
+        if len(kinds) < 2:
+            return
+        at = kinds.index(st.kind) if st.kind in kinds else -1
+        self.controls.change(kind=kinds[(at + 1) % len(kinds)])
 
     def _toggle_colormap(self) -> None:
         st = self.controls.state
@@ -874,7 +1297,7 @@ class MainWindow(QMainWindow):
         if x1 - x0 < 2 or y1 - y0 < 2:
             x0, y0, x1, y1 = 0, 0, w, h
         names = result.explanation.class_names
-        kind = KIND_LABELS[self.viewer.current_kind()].lower()
+        kind = kind_label(self.viewer.current_kind()).lower().removesuffix(" map")
         panels = []
         for c in self.viewer.shown_classes():
             image = composite(base, self._photo_overlay(c)) if st.overlay else base
@@ -1011,9 +1434,18 @@ class MainWindow(QMainWindow):
             self.train_dialog.shutdown()
         if self.persist:
             self.save_settings()
+        self.grading.close_session()
+        if self.patient_view is not None:
+            self.patient_view.close()
+            self.patient_view.deleteLater()
         self.photos.shutdown()
         self.engine.close()
         if self._inspector is not None:
             self._inspector.shutdown()
         self.browser.thumbnails.shutdown()
         super().closeEvent(event)
+
+
+def _decision(record) -> str:
+    """The list's mark of a saved review record: the grade, or U for ungradable."""
+    return "U" if not record.gradable or record.grade is None else str(record.grade)

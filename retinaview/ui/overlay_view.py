@@ -20,7 +20,7 @@ from retinaview.engine.requests import ExplainResult
 from retinaview.ui.colormaps import COLORMAPS, overlay_lut
 from retinaview.ui.map_legend import CLASS_MAPS_NOTE, LegendInfo, MapLegend
 from retinaview.ui.theme import GRADE_COLOURS, IMAGE_BACKGROUND, MUTED, TEXT
-from retinaview.ui.view_state import KIND_LABELS, ViewState
+from retinaview.ui.view_state import ViewState, kind_label
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -76,13 +76,10 @@ def link_views(boxes: list[pg.ViewBox]) -> None:
 
 
 def float_maps(result: ExplainResult, kind: str) -> np.ndarray:
-    """(C, H, W) float maps of one kind (``constant`` = total - input) at model resolution."""
+    """(C, H, W) float maps of one kind at model resolution (rfscore's ``constant`` = total - input; a
+    kind the method does not have: the method's own map)."""
     ex = result.explanation
-    if kind == "input" or ex.total is None:
-        return ex.input
-    if kind == "total":
-        return ex.total
-    return ex.total - ex.input
+    return ex.kind(kind if kind in ex.kinds else ex.map_kind)
 
 
 def fit_rect(photo_hw: tuple[int, int], box_wh: tuple[float, float]) -> QRectF:
@@ -325,6 +322,8 @@ class OverlayView(QWidget):
         kind = self.current_kind()
         if not self.state.smooth:
             return result.maps[kind]
+        if kind in result.smoothed:  # a final result: smoothed in the engine's worker
+            return result.smoothed[kind]
         need = {c for c in (*self.shown_classes(), *extra) if result.is_done(c)}
         hit, have = self._smoothed.get(kind, (None, frozenset()))
         if hit is None or not need <= have:
@@ -359,7 +358,7 @@ class OverlayView(QWidget):
         """The smoothed display's Gaussian sigma in map pixels, or None for the raw map."""
         if not self.state.smooth or self._result is None:
             return None
-        return smooth_sigma_px(self._result.explanation.input.shape[-1])
+        return smooth_sigma_px(self._result.explanation.maps.shape[-1])
 
     # --- state -------------------------------------------------------------------------------------
     def set_state(self, state: ViewState) -> None:
@@ -402,7 +401,8 @@ class OverlayView(QWidget):
     def current_kind(self) -> str:
         if self._result is None:
             return self.state.kind
-        return self.state.kind if self.state.kind in self._result.maps else "input"
+        kinds = self._result.kinds
+        return self.state.kind if self.state.kind in kinds else kinds[0]
 
     def redraw(self) -> None:
         self._draw_photos()
@@ -414,7 +414,8 @@ class OverlayView(QWidget):
         a_y, b_y, a_x, b_x = result.to_photo
         transform = QTransform(a_x, 0, 0, a_y, b_x + 0.5 - 0.5 * a_x, b_y + 0.5 - 0.5 * a_y)
         probs = result.probs
-        kind_text = f"{KIND_LABELS[kind].lower()} map"
+        label = kind_label(kind)
+        kind_text = label.lower() if label.endswith("map") else f"{label.lower()} map"
         for pane, c in zip(self.panes(), self.shown_classes(), strict=False):
             name = self._class_names[c] if c < len(self._class_names) else str(c)
             colour = GRADE_COLOURS[c % len(GRADE_COLOURS)]
@@ -454,7 +455,7 @@ class OverlayView(QWidget):
             smooth_px=self.smooth_px(),
             class_name=f"{c} · {name}" if single else None,
             sigma=float(prepared.sigma[c]) if single else None,
-            kind_label=KIND_LABELS[self.current_kind()],
+            kind_label=kind_label(self.current_kind()).removesuffix(" map"),
         )
 
     def _apply_layer_props(self) -> None:

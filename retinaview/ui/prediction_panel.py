@@ -81,6 +81,7 @@ class PredictionPanel(QWidget):
             if key == "residual":
                 name.setToolTip(RESIDUAL_TIP)
                 value.setToolTip(RESIDUAL_TIP)
+                self.check_name = name
         self.facts.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -148,6 +149,15 @@ class PredictionPanel(QWidget):
         self.detail.setToolTip(METHOD_TIPS.get(method, ""))
         self.bars.set_probs(result.probs, g)
         self._show_truth(truth, g)
+        quality = getattr(result, "quality", None)
+        if quality and quality.startswith("ungradable"):
+            # The quality gate refused the photograph: no confident grade is shown for it.
+            self.grade.setText(quality.capitalize())
+            self.grade.setStyleSheet("color: #ff8a7a")
+            self.detail.setText(
+                f"model's grade {g} · {name} ({result.probs[g]:.0%}), not to be trusted"
+            )
+            self.detail.setToolTip(result.quality_detail)
         if result.partial:
             done, total = len(result.done), len(result.probs)
             self._values["residual"].setText(
@@ -157,6 +167,19 @@ class PredictionPanel(QWidget):
                 f"<span style='color:{MUTED}'>{done} of {total} classes so far…</span>"
             )
             return
-        self._values["residual"].setText(f"residual {result.residual:.1e}")
+        check = result.check_name
+        # The method's own check, named as the method names it (rfscore: the conservation residual).
+        self.check_name.setText(check.split()[0].capitalize() if check else "Check")
+        tip = RESIDUAL_TIP if result.request.method == "rfscore" else check
+        self.check_name.setToolTip(tip)
+        self._values["residual"].setToolTip(tip)
+        if check and np.isfinite(result.residual):
+            words = check.split(maxsplit=1)
+            what = words[1] if len(words) > 1 else check
+            self._values["residual"].setText(f"{what} {result.residual:.1e}")
+        else:
+            self._values["residual"].setText(
+                f"<span style='color:{MUTED}'>none for this method</span>"
+            )
         cached = " (cached)" if result.cached else ""
         self._values["time"].setText(f"{result.explanation.seconds:.2f} s{cached}")

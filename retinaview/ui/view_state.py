@@ -7,6 +7,16 @@ from dataclasses import dataclass
 from retinaview.ui.colormaps import DEFAULT_COLORMAP
 
 KIND_LABELS = {"total": "Total", "input": "Input-dependent", "constant": "Constant (total − input)"}
+
+
+def kind_label(kind: str) -> str:
+    """A map kind's name on screen: rfscore's three by name, any other method's own kind as it is called
+    (``map``: the method's map)."""
+    if kind == "map":
+        return "Method's map"
+    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
 THRESHOLD_MAX = 5.0
 THRESHOLD_STEP = 0.1
 DEFAULT_THRESHOLD = 2.0
