@@ -2,7 +2,7 @@
 calling `retinaview.core.api` (the same calls as the CLI; no torch computation lives here).
 
 Every torch import is inside a function: these run only in the engine's worker thread, so the GUI never waits
-for torch to load (DESIGN.md, start-up). Before torch is first imported, ``THP_MEM_ALLOC_ENABLE=1`` is set in
+for torch to load (importing torch takes seconds on a small CPU; the window is on screen first). Before torch is first imported, ``THP_MEM_ALLOC_ENABLE=1`` is set in
 the environment unless the user set it: torch's CPU allocator then backs large tensors with transparent huge
 pages, which makes the first touch of the multi-megabyte activations of a 640 px explanation cheaper.
 

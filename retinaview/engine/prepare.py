@@ -3,7 +3,7 @@
 Each (H, W) map becomes a uint8 index image: index 128 + round(127 * S / L) inside the field of view, 0
 outside it, where L = min(max |S| over the FOV, ``SATURATE_SIGMA`` sigma). Moving the threshold slider then only
 changes a 256-entry lookup table (index i stands for S = (i - 128) / 127 * L), so it allocates nothing and
-never touches the float map again. sigma is the standard deviation over the FOV (DESIGN.md, n-sigma masks).
+never touches the float map again. sigma is the standard deviation over the FOV (the n-sigma masks of de la Torre, Valls and Puig, arXiv:1712.08107).
 """
 
 from __future__ import annotations

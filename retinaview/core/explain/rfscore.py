@@ -3,7 +3,7 @@
 The score of an activation ``a`` towards class ``c`` is ``lambda * a`` with ``lambda = df_c/da``. Through an
 affine piece ``z = L(a) + k`` the score splits into an input-dependent part, passed back, and a constant part
 ``S_k = k * df_c/dz`` that stays with the layer. ReLU, max/avg pooling, concatenation, addition and cropping pass
-the score on unchanged in total. So, exactly (DESIGN.md)::
+the score on unchanged in total. So, exactly (de la Torre, Valls and Puig, arXiv:1712.08107)::
 
     f_c(x) = sum(x * df_c/dx) + sum over layers of sum(S_k) + b_c
 
