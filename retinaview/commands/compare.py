@@ -84,7 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=100, help="deletion and insertion steps (default 100)"
     )
     p.add_argument(
-        "--fills", default="gray,blur", help="deletion and insertion fills: gray, blur or both"
+        "--fills",
+        default="gray,blur",
+        help="deletion and insertion fills: gray, blur, both (gray,blur) or none (no curves: only "
+        "localisation, checks and time, which need no perturbed forward passes)",
     )
     p.add_argument(
         "--blur-sigma", type=float, default=5.0, help="the blurred fill's sigma in pixels"
@@ -413,9 +416,11 @@ def run(args: argparse.Namespace) -> int:
         raise RetinaviewError("--methods is empty")
     params = parse_params(methods, args.param)
     fills = tuple(f.strip() for f in args.fills.split(",") if f.strip())
+    if fills == ("none",):
+        fills = ()
     for f in fills:
         if f not in ("gray", "blur"):
-            raise RetinaviewError(f"--fills {args.fills}: {f!r} is not gray or blur")
+            raise RetinaviewError(f"--fills {args.fills}: {f!r} is not gray, blur or none")
     if args.steps < 1:
         raise RetinaviewError(f"--steps must be at least 1, not {args.steps}")
     rank, world, dist = _distributed()
